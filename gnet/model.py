@@ -1,0 +1,615 @@
+"""GoogLeNet (Inception v1) as in Szegedy et al. (2015), auxiliary classifiers included.
+
+Read top to bottom: a convolution unit, the Inception block (and its naive form), the auxiliary head, the
+configuration with one named switch per deviation from the paper, the network, the loss, and the converter that
+loads torchvision's weights.
+
+Every default is the paper's (Table 1 and Figure 3 of arXiv:1409.4842). Each switch that departs from it says
+where the departure comes from.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gnet.table1 import INCEPTION_SPECS
+
+__all__ = [
+    "ConvUnit",
+    "Inception",
+    "NaiveInception",
+    "AuxHead",
+    "GoogLeNetConfig",
+    "GoogLeNetOutput",
+    "GoogLeNet",
+    "googlenet",
+    "googlenet_loss",
+    "from_torchvision",
+    "TORCHVISION_CONFIG",
+]
+
+# torchvision's BasicConv2d uses eps=0.001 (the value of the TensorFlow port of the weights).
+BATCH_NORM_EPS = 1e-3
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Input validation: anything a user can pass gets a ValueError that says what was expected and what was given.
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _positive_int(name: str, value: object) -> int:
+    # bool is an int subclass; True as a channel count is always a mistake.
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def _reduce_out_pair(name: str, value: object) -> tuple[int, int]:
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise ValueError(f"{name} must be a (reduce, out) pair of positive ints, got {value!r}")
+    return _positive_int(f"{name}[0] (reduce)", value[0]), _positive_int(f"{name}[1] (out)", value[1])
+
+
+def _odd_kernel(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or value % 2 == 0:
+        raise ValueError(f"{name} must be a positive odd int (so 'same' padding exists), got {value!r}")
+    return value
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Building blocks
+# ------------------------------------------------------------------------------------------------------------
+
+
+class ConvUnit(nn.Module):
+    """Convolution, optional BatchNorm, ReLU.
+
+    The paper's convolutions have biases and no normalisation. With ``batch_norm=True`` the unit becomes
+    torchvision's ``BasicConv2d`` (bias-free conv, BatchNorm with eps 0.001, ReLU), and its state-dict keys
+    (``conv.weight``, ``bn.running_mean`` …) match torchvision's, which is what :func:`from_torchvision` relies on.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        stride: int = 1,
+        padding: int = 0,
+        batch_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=not batch_norm
+        )
+        self.bn = nn.BatchNorm2d(out_channels, eps=BATCH_NORM_EPS) if batch_norm else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.conv(x)
+        if self.bn is not None:
+            x = self.bn(x)
+        return F.relu(x, inplace=True)
+
+
+class Inception(nn.Module):
+    """The Inception block with dimension reductions (the paper's Figure 2b).
+
+    Four parallel branches see the same input and are concatenated along channels::
+
+        branch1: 1×1 conv (c1)
+        branch2: 1×1 conv (c2[0])  -> 3×3 conv (c2[1])
+        branch3: 1×1 conv (c3[0])  -> 5×5 conv (c3[1])
+        branch4: 3×3/1 max pool    -> 1×1 conv (c4)
+
+    Args:
+        in_channels: input channels.
+        c1: output channels of the 1×1 branch.
+        c2: ``(reduce, out)`` for the 3×3 branch.
+        c3: ``(reduce, out)`` for the "5×5" branch.
+        c4: output channels of the pool projection.
+        branch3_kernel: kernel of branch 3. The paper's is 5. torchvision's is 3, a known bug kept for
+            compatibility with its weights (pytorch/vision#906).
+        batch_norm: BatchNorm after every convolution (Ioffe & Szegedy 2015; torchvision), not in the paper.
+        pool_ceil_mode: torchvision builds every max pool with ``ceil_mode=True``. At stride 1 it changes nothing.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        c1: int,
+        c2: tuple[int, int],
+        c3: tuple[int, int],
+        c4: int,
+        *,
+        branch3_kernel: int = 5,
+        batch_norm: bool = False,
+        pool_ceil_mode: bool = False,
+    ) -> None:
+        super().__init__()
+        in_channels = _positive_int("in_channels", in_channels)
+        c1 = _positive_int("c1", c1)
+        c2 = _reduce_out_pair("c2", c2)
+        c3 = _reduce_out_pair("c3", c3)
+        c4 = _positive_int("c4", c4)
+        k = _odd_kernel("branch3_kernel", branch3_kernel)
+
+        self.in_channels = in_channels
+        self.out_channels = c1 + c2[1] + c3[1] + c4
+        bn = batch_norm
+        self.branch1 = ConvUnit(in_channels, c1, 1, batch_norm=bn)
+        self.branch2 = nn.Sequential(
+            ConvUnit(in_channels, c2[0], 1, batch_norm=bn),
+            ConvUnit(c2[0], c2[1], 3, padding=1, batch_norm=bn),
+        )
+        self.branch3 = nn.Sequential(
+            ConvUnit(in_channels, c3[0], 1, batch_norm=bn),
+            ConvUnit(c3[0], c3[1], k, padding=k // 2, batch_norm=bn),
+        )
+        self.branch4 = nn.Sequential(
+            nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=pool_ceil_mode),
+            ConvUnit(in_channels, c4, 1, batch_norm=bn),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        # N x in_channels x H x W  ->  N x out_channels x H x W
+        return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], dim=1)
+
+
+class NaiveInception(nn.Module):
+    """The naive Inception block (the paper's Figure 2a): no 1×1 reductions, and the pool branch passes its
+    input straight through, so the output always has more channels than the input.
+
+    On 28×28×192 with ``c1, c2, c3 = 64, 128, 32`` the output has 64 + 128 + 32 + 192 = 416 channels.
+
+    Args:
+        in_channels: input channels (also the pool branch's output channels).
+        c1, c2, c3: output channels of the 1×1, 3×3 and 5×5 convolutions (plain ints here).
+        branch3_kernel: kernel of branch 3 (the paper: 5).
+    """
+
+    def __init__(self, in_channels: int, c1: int, c2: int, c3: int, *, branch3_kernel: int = 5) -> None:
+        super().__init__()
+        in_channels = _positive_int("in_channels", in_channels)
+        c1, c2, c3 = (_positive_int(n, v) for n, v in (("c1", c1), ("c2", c2), ("c3", c3)))
+        k = _odd_kernel("branch3_kernel", branch3_kernel)
+        self.in_channels = in_channels
+        self.out_channels = c1 + c2 + c3 + in_channels
+        self.branch1 = ConvUnit(in_channels, c1, 1)
+        self.branch2 = ConvUnit(in_channels, c2, 3, padding=1)
+        self.branch3 = ConvUnit(in_channels, c3, k, padding=k // 2)
+        self.branch4 = nn.MaxPool2d(3, stride=1, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], dim=1)
+
+
+class AuxHead(nn.Module):
+    """An auxiliary classifier, as in the paper: 5×5/3 average pool, 1×1 conv (128) + ReLU,
+    FC (1024) + ReLU, dropout 0.7, FC (``num_classes``).
+
+    What happens at other input sizes: at 224 px the 4a and 4d maps are 14×14 and the 5×5/3 pool gives exactly
+    4×4, which the first FC layer (128·4·4 = 2048 inputs) expects. At other sizes the pooled map is not 4×4, so
+    with ``pool="paper"`` it is followed by an adaptive average pool to 4×4 (at 224 px a no-op). The 5×5 window
+    must fit, so the feed map must be at least 5×5: :attr:`GoogLeNet.min_input_size` accounts for it.
+    ``pool="adaptive"`` is torchvision's head, which pools straight to 4×4 at any size.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        *,
+        dropout: float = 0.7,
+        pool: str = "paper",
+        batch_norm: bool = False,
+        conv_channels: int = 128,
+        fc_features: int = 1024,
+    ) -> None:
+        super().__init__()
+        if pool not in ("paper", "adaptive"):
+            raise ValueError(f"pool must be 'paper' or 'adaptive', got {pool!r}")
+        self.pool = pool
+        self.conv = ConvUnit(in_channels, conv_channels, 1, batch_norm=batch_norm)
+        self.fc1 = nn.Linear(conv_channels * 4 * 4, fc_features)
+        self.dropout = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(fc_features, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.pool == "paper":
+            x = F.avg_pool2d(x, kernel_size=5, stride=3)  # 14x14 -> 4x4 at 224 px
+        if x.shape[-2:] != (4, 4):
+            x = F.adaptive_avg_pool2d(x, (4, 4))
+        x = self.conv(x)  # N x 128 x 4 x 4
+        x = torch.flatten(x, 1)  # N x 2048
+        x = F.relu(self.fc1(x), inplace=True)  # N x 1024
+        x = self.dropout(x)
+        return self.fc2(x)  # N x num_classes
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Configuration: one switch per deviation, the paper by default
+# ------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GoogLeNetConfig:
+    """Every way a GoogLeNet here may differ from the paper. The defaults are the paper."""
+
+    num_classes: int = 1000  # ImageNet; Imagenette has 10
+    aux_logits: bool = True  # the two auxiliary heads after 4a and 4d (run in training mode only)
+    batch_norm: bool = False  # BatchNorm after each conv: Ioffe & Szegedy 2015, torchvision; not in the paper
+    lrn: bool = True  # LocalResponseNorm in the stem (paper Fig. 3); torchvision drops it
+    branch3_kernel: int = 5  # 5 in the paper; torchvision uses 3 (pytorch/vision#906)
+    dropout: float = 0.4  # before the classifier; torchvision uses 0.2
+    aux_dropout: float = 0.7  # inside each auxiliary head
+    width: float = 1.0  # multiplies every channel count: how one scales GoogLeNet up or down
+    pool_style: str = "paper"  # "torchvision": ceil_mode max pools without padding, and a 2×2/2 fourth pool
+    aux_pool: str = "paper"  # "adaptive": torchvision's adaptive 4×4 pool instead of 5×5/3
+    transform_input: bool = False  # torchvision: map ImageNet normalisation onto its TF-ported weights
+    init_weights: bool = True  # He init, N(0, 0.01) for classifiers (the paper does not say)
+
+    def __post_init__(self) -> None:
+        _positive_int("num_classes", self.num_classes)
+        _odd_kernel("branch3_kernel", self.branch3_kernel)
+        for name in ("dropout", "aux_dropout"):
+            p = getattr(self, name)
+            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1), got {p!r}")
+        w = self.width
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
+            raise ValueError(f"width must be a positive finite number, got {w!r}")
+        if self.pool_style not in ("paper", "torchvision"):
+            raise ValueError(f"pool_style must be 'paper' or 'torchvision', got {self.pool_style!r}")
+        if self.aux_pool not in ("paper", "adaptive"):
+            raise ValueError(f"aux_pool must be 'paper' or 'adaptive', got {self.aux_pool!r}")
+
+    def channels(self, c: int) -> int:
+        """A paper channel count scaled by :attr:`width` (never below 1)."""
+        return max(1, round(c * self.width))
+
+
+#: The switches that turn the paper's network into torchvision's ``googlenet`` (see FACTS.md for the list).
+TORCHVISION_CONFIG: dict[str, object] = {
+    "batch_norm": True,
+    "lrn": False,
+    "branch3_kernel": 3,
+    "dropout": 0.2,
+    "aux_dropout": 0.7,
+    "pool_style": "torchvision",
+    "aux_pool": "adaptive",
+}
+
+
+class GoogLeNetOutput(NamedTuple):
+    """What :class:`GoogLeNet` returns in training mode, in network order.
+
+    ``aux1`` comes from the head after 4a, ``aux2`` from the head after 4d; both are ``None`` without aux heads.
+    Fields are read by name everywhere in gnet: never unpack this positionally in an order of your own
+    (torchvision's aux outputs were swapped for years that way, pytorch/vision#8736).
+    """
+
+    logits: Tensor
+    aux1: Tensor | None
+    aux2: Tensor | None
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Spatial arithmetic: the smallest input each configuration accepts
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _window_out(n: int, kernel: int, stride: int, padding: int, ceil_mode: bool = False) -> int:
+    """Output length of a conv or pool window along one axis, as PyTorch computes it (0 if it does not fit)."""
+    if n + 2 * padding < kernel:
+        return 0
+    span = n + 2 * padding - kernel
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= n + padding:
+        out -= 1  # PyTorch drops a last window that would start inside the right padding
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The network
+# ------------------------------------------------------------------------------------------------------------
+
+
+class GoogLeNet(nn.Module):
+    """GoogLeNet, as in Table 1 of the paper, with its auxiliary classifiers.
+
+    Build it with :func:`googlenet` or ``GoogLeNet(GoogLeNetConfig(...))``.
+
+    Output: in training mode a :class:`GoogLeNetOutput` ``(logits, aux1, aux2)``; in eval mode the plain
+    ``logits`` tensor, since the auxiliary heads are discarded at inference (the paper, Section 5). This matches
+    torchvision's eager behaviour, and :func:`googlenet_loss` accepts either form.
+
+    Input: a float tensor ``N × 3 × H × W`` with ``H, W >= min_input_size``. Anything else raises ``ValueError``.
+    """
+
+    def __init__(self, config: GoogLeNetConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config or GoogLeNetConfig()
+        ch, bn = cfg.channels, cfg.batch_norm
+        tv_pools = cfg.pool_style == "torchvision"
+
+        def max_pool(kernel: int = 3) -> nn.MaxPool2d:
+            # Paper: 3×3/2 with padding 1 halves 112 -> 56 -> 28 -> 14 -> 7 (Table 1). torchvision: no padding,
+            # ceil_mode=True, which reaches the same sizes at 224 px but not at every size.
+            if tv_pools:
+                return nn.MaxPool2d(kernel, stride=2, ceil_mode=True)
+            return nn.MaxPool2d(kernel, stride=2, padding=1)
+
+        def lrn() -> nn.Module:
+            # Caffe's reference GoogLeNet: local_size 5, alpha 1e-4, beta 0.75.
+            return nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0) if cfg.lrn else nn.Identity()
+
+        def inception(name: str, in_channels: int) -> Inception:
+            spec = INCEPTION_SPECS[name]
+            return Inception(
+                in_channels,
+                ch(spec.c1),
+                (ch(spec.c2[0]), ch(spec.c2[1])),
+                (ch(spec.c3[0]), ch(spec.c3[1])),
+                ch(spec.c4),
+                branch3_kernel=cfg.branch3_kernel,
+                batch_norm=bn,
+                pool_ceil_mode=tv_pools,
+            )
+
+        # Stage 1: plain convolutions.
+        self.conv1 = ConvUnit(3, ch(64), 7, stride=2, padding=3, batch_norm=bn)
+        self.maxpool1 = max_pool()
+        self.lrn1 = lrn()
+        self.conv2 = ConvUnit(ch(64), ch(64), 1, batch_norm=bn)
+        self.conv3 = ConvUnit(ch(64), ch(192), 3, padding=1, batch_norm=bn)
+        self.lrn2 = lrn()
+        self.maxpool2 = max_pool()
+
+        # Stage 2: nine Inception blocks at three resolutions.
+        self.inception3a = inception("inception3a", ch(192))
+        self.inception3b = inception("inception3b", self.inception3a.out_channels)
+        self.maxpool3 = max_pool()
+        self.inception4a = inception("inception4a", self.inception3b.out_channels)
+        self.inception4b = inception("inception4b", self.inception4a.out_channels)
+        self.inception4c = inception("inception4c", self.inception4b.out_channels)
+        self.inception4d = inception("inception4d", self.inception4c.out_channels)
+        self.inception4e = inception("inception4e", self.inception4d.out_channels)
+        self.maxpool4 = max_pool(2 if tv_pools else 3)  # torchvision's fourth pool is 2×2/2
+        self.inception5a = inception("inception5a", self.inception4e.out_channels)
+        self.inception5b = inception("inception5b", self.inception5a.out_channels)
+
+        # Stage 3: global average pooling, dropout, one linear layer.
+        self.num_features = self.inception5b.out_channels
+        self.avgpool = nn.AdaptiveAvgPool2d(1)  # the paper's 7×7/1 average pool, at any input size
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.fc = nn.Linear(self.num_features, cfg.num_classes)
+
+        self.aux1: AuxHead | None = None
+        self.aux2: AuxHead | None = None
+        if cfg.aux_logits:
+            aux = {
+                "dropout": cfg.aux_dropout,
+                "pool": cfg.aux_pool,
+                "batch_norm": bn,
+                "conv_channels": ch(128),
+                "fc_features": ch(1024),
+            }
+            self.aux1 = AuxHead(self.inception4a.out_channels, cfg.num_classes, **aux)
+            self.aux2 = AuxHead(self.inception4d.out_channels, cfg.num_classes, **aux)
+
+        self.min_input_size = self._min_input_size()
+        if cfg.init_weights:
+            self._init_weights()
+
+    # -- shapes ---------------------------------------------------------------------------------------------
+
+    def feature_map_sizes(self, size: int) -> dict[str, int]:
+        """Side length of the feature map after each stage for a square ``size × size`` input (0: too small)."""
+        pools = [m for m in (self.maxpool1, self.maxpool2, self.maxpool3, self.maxpool4)]
+
+        def pool(n: int, m: nn.MaxPool2d) -> int:
+            return _window_out(n, m.kernel_size, m.stride, m.padding, m.ceil_mode)
+
+        sizes = {"conv1": _window_out(size, 7, 2, 3)}
+        sizes["maxpool1"] = pool(sizes["conv1"], pools[0])
+        sizes["inception3a"] = pool(sizes["maxpool1"], pools[1])  # 1×1 and 3×3 convs keep the size
+        sizes["inception4a"] = pool(sizes["inception3a"], pools[2])
+        sizes["inception5a"] = pool(sizes["inception4a"], pools[3])
+        return sizes
+
+    def _min_input_size(self) -> int:
+        # Every map must be at least 1×1; the paper's aux heads also need a 5×5 window on the 4a/4d map.
+        need_4a = 5 if (self.config.aux_logits and self.config.aux_pool == "paper") else 1
+        for size in range(1, 1024):
+            sizes = self.feature_map_sizes(size)
+            if min(sizes.values()) >= 1 and sizes["inception4a"] >= need_4a:
+                return size
+        raise AssertionError("no input size up to 1024 fits this configuration")  # pragma: no cover
+
+    def _check_input(self, x: object) -> None:
+        if not isinstance(x, Tensor):
+            raise ValueError(f"expected a torch.Tensor of shape N×3×H×W, got {type(x).__name__}")
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected a tensor of shape N×3×H×W (a batch of RGB images), got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise ValueError(f"expected a floating-point tensor, got dtype {x.dtype}")
+        h, w = x.shape[-2:]
+        if h < self.min_input_size or w < self.min_input_size:
+            why = (
+                " (the auxiliary heads' 5×5/3 pool must fit the 4a map, which is H/16)"
+                if self.config.aux_logits and self.config.aux_pool == "paper"
+                else ""
+            )
+            raise ValueError(
+                f"this GoogLeNet needs images of at least {self.min_input_size}×{self.min_input_size} "
+                f"pixels{why}, got {h}×{w}"
+            )
+
+    # -- forward --------------------------------------------------------------------------------------------
+
+    def _transform_input(self, x: Tensor) -> Tensor:
+        # torchvision's TF-ported weights expect (x - 0.5) / 0.5; this maps ImageNet-normalised input onto it.
+        mean = x.new_tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+        std = x.new_tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        return (x * std + mean - 0.5) / 0.5
+
+    def _body(self, x: Tensor, with_aux: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        self._check_input(x)
+        if self.config.transform_input:
+            x = self._transform_input(x)
+        # N x 3 x 224 x 224
+        x = self.conv1(x)  # N x 64 x 112 x 112
+        x = self.lrn1(self.maxpool1(x))  # N x 64 x 56 x 56
+        x = self.conv3(self.conv2(x))  # N x 192 x 56 x 56
+        x = self.maxpool2(self.lrn2(x))  # N x 192 x 28 x 28
+        x = self.inception3b(self.inception3a(x))  # N x 480 x 28 x 28
+        x = self.inception4a(self.maxpool3(x))  # N x 512 x 14 x 14
+        aux1 = self.aux1(x) if with_aux and self.aux1 is not None else None
+        x = self.inception4d(self.inception4c(self.inception4b(x)))  # N x 528 x 14 x 14
+        aux2 = self.aux2(x) if with_aux and self.aux2 is not None else None
+        x = self.inception4e(x)  # N x 832 x 14 x 14
+        x = self.inception5b(self.inception5a(self.maxpool4(x)))  # N x 1024 x 7 x 7
+        return x, aux1, aux2
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """The 5b feature map (``N × num_features × H/32 × W/32``); never runs the auxiliary heads."""
+        return self._body(x, with_aux=False)[0]
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        """Global average pooling, dropout and the classifier."""
+        x = torch.flatten(self.avgpool(features), 1)  # N x 1024
+        return self.fc(self.dropout(x))  # N x num_classes
+
+    def forward(self, x: Tensor) -> GoogLeNetOutput | Tensor:
+        features, aux1, aux2 = self._body(x, with_aux=self.training)
+        logits = self.forward_head(features)
+        if self.training:
+            return GoogLeNetOutput(logits=logits, aux1=aux1, aux2=aux2)
+        return logits
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the classifier (and the aux heads' last layers) for ``num_classes`` classes."""
+        _positive_int("num_classes", num_classes)
+        self.config = replace(self.config, num_classes=num_classes)
+        self.fc = nn.Linear(self.num_features, num_classes)
+        nn.init.normal_(self.fc.weight, std=0.01)
+        nn.init.zeros_(self.fc.bias)
+        for head in (self.aux1, self.aux2):
+            if head is not None:
+                head.fc2 = nn.Linear(head.fc2.in_features, num_classes)
+                nn.init.normal_(head.fc2.weight, std=0.01)
+                nn.init.zeros_(head.fc2.bias)
+
+    def _init_weights(self) -> None:
+        # The paper does not state its initialisation (Caffe's reference model used Xavier). He init keeps
+        # activations from shrinking through 22 ReLU layers without BatchNorm; classifiers start near uniform.
+        classifiers = {self.fc} | {h.fc2 for h in (self.aux1, self.aux2) if h is not None}
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d) or (isinstance(m, nn.Linear) and m not in classifiers):
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=0.01)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+
+
+def googlenet(**kwargs: object) -> GoogLeNet:
+    """Build a :class:`GoogLeNet`. With no arguments it is the paper's; keyword arguments are the
+    :class:`GoogLeNetConfig` switches, e.g. ``googlenet(num_classes=10, batch_norm=True, width=0.5)``."""
+    known = set(GoogLeNetConfig.__dataclass_fields__)
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise ValueError(f"unknown GoogLeNet option(s) {unknown}; expected some of {sorted(known)}")
+    return GoogLeNet(GoogLeNetConfig(**kwargs))  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The loss
+# ------------------------------------------------------------------------------------------------------------
+
+
+def googlenet_loss(output: GoogLeNetOutput | Tensor, target: Tensor, aux_weight: float = 0.3) -> Tensor:
+    """Cross-entropy of the main classifier plus ``aux_weight`` times each auxiliary head's cross-entropy.
+
+    The paper weights each auxiliary loss by 0.3 (Section 5). ``output`` may be a :class:`GoogLeNetOutput`
+    (training mode) or a plain logits tensor (eval mode, or a model without aux heads).
+    """
+    if isinstance(aux_weight, bool) or not isinstance(aux_weight, (int, float)) or not aux_weight >= 0:
+        raise ValueError(f"aux_weight must be a non-negative number, got {aux_weight!r}")
+    if isinstance(output, GoogLeNetOutput):
+        logits, aux = output.logits, [a for a in (output.aux1, output.aux2) if a is not None]
+    elif isinstance(output, Tensor):
+        logits, aux = output, []
+    else:
+        raise ValueError(f"output must be a GoogLeNetOutput or a logits tensor, got {type(output).__name__}")
+    if target.ndim != 1 or target.shape[0] != logits.shape[0]:
+        raise ValueError(
+            f"target must be a 1-D tensor of {logits.shape[0]} class indices, got shape {tuple(target.shape)}"
+        )
+    loss = F.cross_entropy(logits, target)
+    for aux_logits in aux:
+        loss = loss + aux_weight * F.cross_entropy(aux_logits, target)
+    return loss
+
+
+# ------------------------------------------------------------------------------------------------------------
+# torchvision interoperability
+# ------------------------------------------------------------------------------------------------------------
+
+
+def from_torchvision(
+    model_or_state_dict: nn.Module | Mapping[str, Tensor], *, transform_input: bool | None = None
+) -> GoogLeNet:
+    """A :class:`GoogLeNet` configured like torchvision's ``googlenet`` and loaded with its weights.
+
+    Our module names follow torchvision's, so the state dict loads with ``strict=True`` and no renaming.
+
+    Args:
+        model_or_state_dict: a ``torchvision.models.GoogLeNet`` or its ``state_dict()``. The class count and
+            the presence of aux heads are read from the weights.
+        transform_input: torchvision sets it on models built with ImageNet weights. Read from the model when a
+            model is given; for a bare state dict it defaults to ``True``, as the published weights need.
+
+    Returns:
+        A ``GoogLeNet`` in eval mode whose logits equal torchvision's (to float rounding).
+    """
+    if isinstance(model_or_state_dict, nn.Module):
+        state = model_or_state_dict.state_dict()
+        if transform_input is None:
+            transform_input = bool(getattr(model_or_state_dict, "transform_input", False))
+    elif isinstance(model_or_state_dict, Mapping):
+        state = dict(model_or_state_dict)
+        transform_input = True if transform_input is None else transform_input
+    else:
+        raise ValueError(
+            f"expected a torchvision GoogLeNet or its state dict, got {type(model_or_state_dict).__name__}"
+        )
+    if "fc.weight" not in state or "inception5b.branch1.conv.weight" not in state:
+        raise ValueError("this does not look like a torchvision googlenet state dict (no fc / inception5b keys)")
+
+    config = GoogLeNetConfig(
+        num_classes=state["fc.weight"].shape[0],
+        aux_logits=any(k.startswith("aux1.") for k in state),
+        transform_input=transform_input,
+        init_weights=False,
+        **TORCHVISION_CONFIG,  # type: ignore[arg-type]
+    )
+    model = GoogLeNet(config)
+    # BatchNorm's num_batches_tracked counters exist on both sides; everything else must match exactly.
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def config_dict(model: GoogLeNet) -> dict[str, object]:
+    """The model's switches as a plain dict (for run records and tables)."""
+    return asdict(model.config)
