@@ -1,0 +1,45 @@
+"""Point every chapter's Colab install cell at the repository named in _config.yml.
+
+The repository URL is one line in _config.yml (`repository.url`). The chapters' first code cells carry it too,
+because on Colab a notebook runs alone and must know where to install gnet from. After changing the line in
+_config.yml, run:
+
+    python scripts/set_repo_url.py
+
+tests/test_book.py fails while the two disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTALL_URL = re.compile(r"gnet @ git\+(?P<url>[^@\"']+)@main")
+
+
+def repository_url(root: Path = ROOT) -> str:
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    return config["repository"]["url"].rstrip("/")
+
+
+def main() -> int:
+    url = repository_url()
+    changed = 0
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        text = path.read_text()
+        updated = INSTALL_URL.sub(f"gnet @ git+{url}@main", text)
+        if updated != text:
+            json.loads(updated)  # the URL has no quotes or backslashes, so the JSON stays valid
+            path.write_text(updated)
+            changed += 1
+    print(f"repository.url = {url}; updated {changed} notebook(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""The book's structure: chapters, table of contents, notebook hygiene and the Colab install cells."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = sorted((ROOT / "book").glob("*.ipynb"))
+
+
+def toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [c["file"] for part in toc["parts"] for c in part["chapters"]]
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_the_book_has_seven_chapters_all_in_the_toc():
+    assert len(CHAPTERS) == 7
+    listed = set(toc_files())
+    assert {f"book/{p.stem}" for p in CHAPTERS} <= listed
+    for entry in listed:
+        assert (ROOT / f"{entry}.ipynb").exists() or (ROOT / f"{entry}.md").exists(), entry
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_notebook_is_committed_without_outputs(path):
+    for cell in load(path)["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_notebook_sets_its_own_timeouts(path):
+    meta = load(path)["metadata"]
+    assert meta["execution"]["timeout"] == meta["mystnb"]["execution_timeout"] > 0
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_has_goals_summary_and_hidden_solutions(path):
+    markdown = "\n".join("".join(c["source"]) for c in load(path)["cells"] if c["cell_type"] == "markdown")
+    assert "Learning goals" in markdown
+    assert "## Summary" in markdown and "## Exercises" in markdown
+    assert re.search(r"\{solution(-start)?\}[^\n]*\n:class: dropdown", markdown), "solutions must be hidden"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_first_code_cell_installs_gnet_from_the_configured_repository_only_if_missing(path):
+    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"].rstrip("/")
+    first = next(c for c in load(path)["cells"] if c["cell_type"] == "code")
+    source = "".join(first["source"])
+    assert 'importlib.util.find_spec("gnet") is None' in source
+    assert f"gnet @ git+{url}@main" in source, "run `python scripts/set_repo_url.py` after changing repository.url"
+    assert "torch" not in source.replace("touches an installed torch/torchvision", "")  # never reinstalls torch
