@@ -76,7 +76,7 @@ TABLE1: tuple[Table1Row, ...] = (
     Table1Row(
         "conv1", "convolution", "7×7/2", (112, 112, 64), 1,
         paper_params=_k(2.7), paper_macs=_m(34),
-        note="2.7K/34M fit a 1-channel input, not RGB: 7·7·3·64 = 9,408 weights and 118M MACs.",
+        note="2.7K and 34M agree with each other (2.7K × 112² ≈ 34.7M) but fit no input: RGB gives 7·7·3·64 = 9,408 weights and 118M MACs; even one channel gives 3,136 and 39M.",
     ),
     Table1Row("maxpool1", "max pool", "3×3/2", (56, 56, 64), 0),
     Table1Row(
