@@ -59,3 +59,9 @@ def test_first_code_cell_installs_gnet_from_the_configured_repository_only_if_mi
     assert 'importlib.util.find_spec("gnet") is None' in source
     assert f"gnet @ git+{url}@main" in source, "run `python scripts/set_repo_url.py` after changing repository.url"
     assert "torch" not in source.replace("touches an installed torch/torchvision", "")  # never reinstalls torch
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_title_leaves_numbering_to_the_toc(path):
+    first = "".join(load(path)["cells"][0]["source"])
+    assert first.startswith("# ") and not re.match(r"# \d", first), "_toc.yml numbers chapters; don't number titles"
