@@ -468,6 +468,15 @@ def _epoch_batches(
     return iter(loader)
 
 
+def _to_device(images: torch.Tensor, targets: torch.Tensor, device: torch.device):
+    """Move a batch to ``device``; on CUDA, images go channels-last, which tensor cores prefer."""
+    images = images.to(device, non_blocking=True)
+    targets = targets.to(device, non_blocking=True)
+    if device.type == "cuda":
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images, targets
+
+
 def evaluate(
     model: nn.Module,
     loader: torch.utils.data.DataLoader,
@@ -481,10 +490,7 @@ def evaluate(
     loss_sum, correct1, correct5, count = 0.0, 0, 0, 0
     with torch.inference_mode():
         for images, targets in loader:
-            images = images.to(device, non_blocking=True)
-            targets = targets.to(device, non_blocking=True)
-            if device.type == "cuda":
-                images = images.contiguous(memory_format=torch.channels_last)
+            images, targets = _to_device(images, targets, device)
             with _autocast(device, precision):
                 logits = model(images)
             logits = logits.float()
@@ -663,10 +669,7 @@ def train(
             last_lr = optimizer.param_groups[0]["lr"]
             step_started = time.perf_counter()
             for batch_index, (images, targets) in enumerate(batches, start=start_batch):
-                images = images.to(device, non_blocking=True)
-                targets = targets.to(device, non_blocking=True)
-                if device.type == "cuda":
-                    images = images.contiguous(memory_format=torch.channels_last)
+                images, targets = _to_device(images, targets, device)
                 with _autocast(device, precision):
                     output = forward(images)
                     loss = gnet.googlenet_loss(output, targets, aux_weight=config.aux_weight)
