@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from gnet._validate import positive_int
 from gnet.table1 import INCEPTION_SPECS, PAPER_K, TABLE1
 
 __all__ = [
@@ -146,8 +147,7 @@ def conv_counts(
         ("height_out", height_out),
         ("width_out", width_out),
     ):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
+        positive_int(name, v)
     weights = in_channels * out_channels * kernel * kernel
     return weights * height_out * width_out, weights + (out_channels if bias else 0)
 

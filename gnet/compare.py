@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from gnet._validate import positive_int
 from gnet.analysis import MacCount, conv_counts, count_macs, count_params
 from gnet.model import TORCHVISION_CONFIG, Inception, googlenet
 from gnet.table1 import TABLE1
@@ -56,16 +57,10 @@ __all__ = [
 BRANCHES = ("branch1", "branch2", "branch3", "branch4")
 
 
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
 def _input_size(input_size: object) -> tuple[int, ...]:
     if not isinstance(input_size, (tuple, list)) or len(input_size) != 4:
         raise ValueError(f"input_size must be (N, C, H, W) such as (1, 3, 224, 224), got {input_size!r}")
-    return tuple(_positive_int(f"input_size[{i}]", s) for i, s in enumerate(input_size))
+    return tuple(positive_int(f"input_size[{i}]", s) for i, s in enumerate(input_size))
 
 
 def _module(model: object) -> nn.Module:
@@ -333,11 +328,11 @@ def head_counts(
     separately as ``adaptive_avg_pool2d``).
     """
     for name, value in (("channels", channels), ("height", height), ("width", width), ("num_classes", num_classes)):
-        _positive_int(name, value)
+        positive_int(name, value)
     if not isinstance(hidden, (tuple, list)):
         raise ValueError(f"hidden must be a sequence of positive ints such as (4096, 4096), got {hidden!r}")
     sizes = [channels if global_pool else channels * height * width]
-    sizes += [_positive_int("hidden size", h) for h in hidden] + [num_classes]
+    sizes += [positive_int("hidden size", h) for h in hidden] + [num_classes]
     macs = sum(a * b for a, b in pairwise(sizes))
     return HeadCounts(macs + sum(sizes[1:]), macs)
 
@@ -509,7 +504,7 @@ def variants(image_size: int = 224) -> list[Variant]:
     is gnet with :data:`D2L_CONFIG`, measured, then corrected in closed form for d2l's one-channel first
     convolution. The UvA row is cited.
     """
-    _positive_int("image_size", image_size)
+    positive_int("image_size", image_size)
     paper = _gnet_variant("Paper", "measured: gnet.googlenet()", {}, image_size)
     tv_like = _gnet_variant(
         "torchvision (gnet switches)", "measured: gnet.googlenet(**TORCHVISION_CONFIG)", TORCHVISION_CONFIG, image_size

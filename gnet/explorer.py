@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
+from gnet._validate import positive_int
 from gnet.analysis import count_macs, count_params, inception_counts
 from gnet.model import Inception
 from gnet.plotting import BRANCH_COLORS, BRANCH_LABELS, format_count
@@ -136,11 +137,11 @@ def spec_widths(spec: InceptionSpec) -> dict[str, int]:
 
 def spec_from_widths(in_channels: int, widths: Mapping[str, int]) -> InceptionSpec:
     """An :class:`~gnet.table1.InceptionSpec` from ``in_channels`` and the six widths of :data:`WIDTH_FIELDS`."""
-    _check_positive_int("in_channels", in_channels)
+    positive_int("in_channels", in_channels)
     if set(widths) != set(WIDTH_FIELDS):
         raise ValueError(f"widths must have exactly the keys {WIDTH_FIELDS}, got {tuple(widths)}")
     for name in WIDTH_FIELDS:
-        _check_positive_int(name, widths[name])
+        positive_int(name, widths[name])
     return InceptionSpec(
         in_channels,
         widths["c1"],
@@ -148,11 +149,6 @@ def spec_from_widths(in_channels: int, widths: Mapping[str, int]) -> InceptionSp
         (widths["c3_reduce"], widths["c3_out"]),
         widths["c4"],
     )
-
-
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -277,14 +273,14 @@ def static_explorer_html(
     if not isinstance(defaults, InceptionSpec):
         raise ValueError(f"defaults must be a gnet.table1.InceptionSpec, got {type(defaults).__name__}")
     for name, value in (("height", height), ("width", width), ("branch3_kernel", branch3_kernel)):
-        _check_positive_int(name, value)
+        positive_int(name, value)
     if branch3_kernel % 2 == 0:
         raise ValueError(f"branch3_kernel must be odd (so 'same' padding exists), got {branch3_kernel}")
     paper = spec_widths(defaults)
     spec_from_widths(defaults.in_channels, paper)  # validates every width
     if max_width is None:
         max_width = max(256, 2 * max(paper.values()))
-    _check_positive_int("max_width", max_width)
+    positive_int("max_width", max_width)
     if max_width < max(paper.values()):
         raise ValueError(f"max_width must be at least the widest default ({max(paper.values())}), got {max_width}")
     if element_id is None:
@@ -415,7 +411,7 @@ def measure_inception(
     if not isinstance(spec, InceptionSpec):
         raise ValueError(f"spec must be a gnet.table1.InceptionSpec, got {type(spec).__name__}")
     for name, value in (("height", height), ("width", width), ("threads", threads)):
-        _check_positive_int(name, value)
+        positive_int(name, value)
     start = time.perf_counter()
     with _torch_threads(threads), torch.no_grad():
         block = Inception(*spec, branch3_kernel=branch3_kernel)
@@ -450,7 +446,7 @@ class InceptionSliders:
         self.height, self.width, self.branch3_kernel = height, width, branch3_kernel
         paper = spec_widths(defaults)
         max_width = max(256, 2 * max(paper.values())) if max_width is None else max_width
-        _check_positive_int("max_width", max_width)
+        positive_int("max_width", max_width)
         self.reference = measure_inception(defaults, height, width, branch3_kernel=branch3_kernel)
         self.latencies_ms: list[float] = []
         self.last: LiveCounts = self.reference

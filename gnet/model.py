@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gnet._validate import positive_int
 from gnet.table1 import INCEPTION_SPECS
 
 __all__ = [
@@ -44,17 +45,10 @@ BATCH_NORM_EPS = 1e-3
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _positive_int(name: str, value: object) -> int:
-    # bool is an int subclass; True as a channel count is always a mistake.
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
 def _reduce_out_pair(name: str, value: object) -> tuple[int, int]:
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise ValueError(f"{name} must be a (reduce, out) pair of positive ints, got {value!r}")
-    return _positive_int(f"{name}[0] (reduce)", value[0]), _positive_int(f"{name}[1] (out)", value[1])
+    return positive_int(f"{name}[0] (reduce)", value[0]), positive_int(f"{name}[1] (out)", value[1])
 
 
 def _odd_kernel(name: str, value: object) -> int:
@@ -134,11 +128,11 @@ class Inception(nn.Module):
         pool_ceil_mode: bool = False,
     ) -> None:
         super().__init__()
-        in_channels = _positive_int("in_channels", in_channels)
-        c1 = _positive_int("c1", c1)
+        in_channels = positive_int("in_channels", in_channels)
+        c1 = positive_int("c1", c1)
         c2 = _reduce_out_pair("c2", c2)
         c3 = _reduce_out_pair("c3", c3)
-        c4 = _positive_int("c4", c4)
+        c4 = positive_int("c4", c4)
         k = _odd_kernel("branch3_kernel", branch3_kernel)
 
         self.in_channels = in_channels
@@ -177,8 +171,8 @@ class NaiveInception(nn.Module):
 
     def __init__(self, in_channels: int, c1: int, c2: int, c3: int, *, branch3_kernel: int = 5) -> None:
         super().__init__()
-        in_channels = _positive_int("in_channels", in_channels)
-        c1, c2, c3 = (_positive_int(n, v) for n, v in (("c1", c1), ("c2", c2), ("c3", c3)))
+        in_channels = positive_int("in_channels", in_channels)
+        c1, c2, c3 = (positive_int(n, v) for n, v in (("c1", c1), ("c2", c2), ("c3", c3)))
         k = _odd_kernel("branch3_kernel", branch3_kernel)
         self.in_channels = in_channels
         self.out_channels = c1 + c2 + c3 + in_channels
@@ -257,7 +251,7 @@ class GoogLeNetConfig:
     init_weights: bool = True  # He init, N(0, 0.01) for classifiers (the paper does not say)
 
     def __post_init__(self) -> None:
-        _positive_int("num_classes", self.num_classes)
+        positive_int("num_classes", self.num_classes)
         _odd_kernel("branch3_kernel", self.branch3_kernel)
         for name in ("dropout", "aux_dropout"):
             p = getattr(self, name)
@@ -413,7 +407,7 @@ class GoogLeNet(nn.Module):
 
     def feature_map_sizes(self, size: int) -> dict[str, int]:
         """Side length of the feature map after each stage for a square ``size × size`` input (0: too small)."""
-        pools = [m for m in (self.maxpool1, self.maxpool2, self.maxpool3, self.maxpool4)]
+        pools = (self.maxpool1, self.maxpool2, self.maxpool3, self.maxpool4)
 
         def pool(n: int, m: nn.MaxPool2d) -> int:
             return _window_out(n, m.kernel_size, m.stride, m.padding, m.ceil_mode)
@@ -497,7 +491,7 @@ class GoogLeNet(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier (and the aux heads' last layers) for ``num_classes`` classes."""
-        _positive_int("num_classes", num_classes)
+        positive_int("num_classes", num_classes)
         self.config = replace(self.config, num_classes=num_classes)
         self.fc = nn.Linear(self.num_features, num_classes)
         nn.init.normal_(self.fc.weight, std=0.01)
