@@ -532,14 +532,21 @@ def googlenet(**kwargs: object) -> GoogLeNet:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def googlenet_loss(output: GoogLeNetOutput | Tensor, target: Tensor, aux_weight: float = 0.3) -> Tensor:
+def googlenet_loss(
+    output: GoogLeNetOutput | Tensor, target: Tensor, aux_weight: float = 0.3, label_smoothing: float = 0.0
+) -> Tensor:
     """Cross-entropy of the main classifier plus ``aux_weight`` times each auxiliary head's cross-entropy.
 
     The paper weights each auxiliary loss by 0.3 (Section 5). ``output`` may be a :class:`GoogLeNetOutput`
-    (training mode) or a plain logits tensor (eval mode, or a model without aux heads).
+    (training mode) or a plain logits tensor (eval mode, or a model without aux heads). ``label_smoothing``
+    (not in the paper; Szegedy et al. 2016 introduced it for Inception v3) applies to every head.
     """
     if isinstance(aux_weight, bool) or not isinstance(aux_weight, (int, float)) or not aux_weight >= 0:
         raise ValueError(f"aux_weight must be a non-negative number, got {aux_weight!r}")
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)):
+        raise ValueError(f"label_smoothing must be a number in [0, 1), got {label_smoothing!r}")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be a number in [0, 1), got {label_smoothing!r}")
     if isinstance(output, GoogLeNetOutput):
         logits, aux = output.logits, [a for a in (output.aux1, output.aux2) if a is not None]
     elif isinstance(output, Tensor):
@@ -550,9 +557,9 @@ def googlenet_loss(output: GoogLeNetOutput | Tensor, target: Tensor, aux_weight:
         raise ValueError(
             f"target must be a 1-D tensor of {logits.shape[0]} class indices, got shape {tuple(target.shape)}"
         )
-    loss = F.cross_entropy(logits, target)
+    loss = F.cross_entropy(logits, target, label_smoothing=label_smoothing)
     for aux_logits in aux:
-        loss = loss + aux_weight * F.cross_entropy(aux_logits, target)
+        loss = loss + aux_weight * F.cross_entropy(aux_logits, target, label_smoothing=label_smoothing)
     return loss
 
 

@@ -112,7 +112,9 @@ class TrainConfig:
     compile: bool = _opt(False, "torch.compile the model (CUDA; first epoch is slower)")
     aux: bool = _opt(True, "train with the two auxiliary classifiers (--no-aux removes them)")
     aux_weight: float = _opt(0.3, "weight of each auxiliary loss (paper: 0.3)")
+    label_smoothing: float = _opt(0.0, "label smoothing on every head (not in the paper; Inception v3 used 0.1)")
     batch_norm: bool = _opt(False, "BatchNorm after every conv (not in the paper; Ioffe & Szegedy 2015)")
+    lrn: bool = _opt(True, "LocalResponseNorm in the stem, as in the paper (--no-lrn drops it, as BN-Inception did)")
     width: float = _opt(1.0, "multiply every channel count by this (1.0 is the paper's network)")
     schedule: str = _opt("cosine", "paper (x0.96 every 8 epochs), cosine (with warmup) or onecycle")
     lr: float = _opt(0.04, "peak learning rate (BVLC Caffe GoogLeNet: 0.01 at batch 32, scaled linearly)")
@@ -155,6 +157,7 @@ class TrainConfig:
         number("momentum", high=1.0)
         number("weight_decay")
         number("aux_weight")
+        number("label_smoothing", high=0.99)
         number("warmup_epochs")
         choice("schedule", SCHEDULES)
         choice("device", DEVICES)
@@ -264,9 +267,13 @@ def device_name(device: torch.device) -> str:
 
 # ------------------------------------------------------------ model
 def build_model(config: TrainConfig, num_classes: int) -> gnet.GoogLeNet:
-    """The paper's GoogLeNet with the config's switches (aux heads, BatchNorm, width)."""
+    """The paper's GoogLeNet with the config's switches (aux heads, BatchNorm, LRN, width)."""
     return gnet.googlenet(
-        num_classes=num_classes, aux_logits=config.aux, batch_norm=config.batch_norm, width=config.width
+        num_classes=num_classes,
+        aux_logits=config.aux,
+        batch_norm=config.batch_norm,
+        lrn=config.lrn,
+        width=config.width,
     )
 
 
@@ -399,6 +406,35 @@ def _write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
 
 def _write_json(path: Path, obj: dict[str, Any]) -> None:
     _atomic_write(path, lambda handle: handle.write(json.dumps(obj, indent=2) + "\n"), mode="w")
+
+
+def _command_line() -> str:
+    """How this process was started, as a shell command (for run.json)."""
+    import shlex
+
+    program = "python -m gnet.train" if sys.argv and sys.argv[0].endswith("train.py") else Path(sys.argv[0]).name
+    return " ".join([program, *map(shlex.quote, sys.argv[1:])])
+
+
+def _git_commit() -> str | None:
+    """The commit of the gnet source tree, with ``-dirty`` if it has changes; None outside a git checkout."""
+    import subprocess
+
+    source = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty else "")
 
 
 def _versions() -> dict[str, str]:
@@ -607,6 +643,9 @@ def train(
             "device_type": device.type,
             "precision": precision,
             "versions": _versions(),
+            "threads": torch.get_num_threads(),
+            "command": _command_line(),
+            "git_commit": _git_commit(),
             "started_at": now,
             "data_dir": str(data_dir),
             "train_images": len(train_ds),
@@ -672,7 +711,9 @@ def train(
                 images, targets = _to_device(images, targets, device)
                 with _autocast(device, precision):
                     output = forward(images)
-                    loss = gnet.googlenet_loss(output, targets, aux_weight=config.aux_weight)
+                    loss = gnet.googlenet_loss(
+                        output, targets, aux_weight=config.aux_weight, label_smoothing=config.label_smoothing
+                    )
                 if _loss_hook is not None:
                     loss = _loss_hook(epoch, batch_index, loss)
                 loss_value = float(loss.detach())
