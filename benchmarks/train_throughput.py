@@ -144,25 +144,11 @@ def measure(name: str, image_size: int, args: argparse.Namespace) -> dict:
     return result
 
 
-def device_description(device: str) -> str:
-    import torch
-
-    if device == "cuda":
-        return torch.cuda.get_device_name()
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            name = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"cpu: {name}"
-
-
-def peak_flops(device_name: str, precision: str, override_tflops: float | None) -> tuple[float | None, str]:
+def peak_flops(device_label: str, precision: str, override_tflops: float | None) -> tuple[float | None, str]:
     if override_tflops:
         return override_tflops * 1e12, "--peak-tflops"
     for key, peaks in PEAK_FLOPS.items():
-        if re.search(rf"\b{key}\b", device_name):
+        if re.search(rf"\b{key}\b", device_label):
             return peaks[precision], f"data sheet of {key} ({precision}{'/TF32' if precision == 'fp32' else ''})"
     return None, "unknown device: pass --peak-tflops"
 
@@ -210,8 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     import torchvision
 
     import gnet
+    from gnet.device import device_name
 
-    device_name = device_description(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)  # as in each measurement, so that the device name says it
+    device_label = device_name(args.device)
     macs = json.loads(args.macs_json.read_text()) if args.macs_json else {}
     passthrough = [
         "--device", args.device, "--batch-size", str(args.batch_size), "--precision", args.precision,
@@ -237,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             result["forward_macs_per_image"] = macs.get(key)
             results.append(result)
 
-    peak, peak_source = peak_flops(device_name, args.precision, args.peak_tflops)
+    peak, peak_source = peak_flops(device_label, args.precision, args.peak_tflops)
     for result in results:
         reference = next(
             r for r in results if r["model"] == "torchvision" and r["image_size"] == result["image_size"]
@@ -253,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         result["training_tflops"] = flops_per_s / 1e12 if flops_per_s else None
         result["mfu"] = flops_per_s / peak if (flops_per_s and peak and args.device == "cuda") else None
 
-    print(f"\n{device_name} | batch {args.batch_size} | {args.precision} | compile {args.compile} | "
+    print(f"\n{device_label} | batch {args.batch_size} | {args.precision} | compile {args.compile} | "
           f"{args.steps} steps after {args.warmup} warmup | torch {torch.__version__}")  # fmt: skip
     print(f"{'model':<12} {'px':>4} {'img/s':>9} {'vs tv':>6} {'step ms':>8} {'peak MB':>8} {'MFU':>6}")
     for r in results:
@@ -265,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     report = {
-        "device": device_name,
+        "device": device_label,
         "device_type": args.device,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": {
@@ -289,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         "flops_model": "training FLOPs/image = 3 x forward MACs x 2",
         "results": results,
     }
-    slug = re.sub(r"[^a-z0-9]+", "-", device_name.lower()).strip("-")[:40]
+    slug = re.sub(r"[^a-z0-9]+", "-", device_label.lower()).strip("-")[:40]
     out = args.out or RESULTS_DIR / f"{slug}-{dt.date.today().isoformat()}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

@@ -1,20 +1,25 @@
 """gnet: GoogLeNet (Inception v1) from first principles.
 
-The companion package of the book "Inception from first principles". It holds everything the chapters use:
+The companion package of the book "Inception from first principles". The core, importable without the book's
+extras, is the reusable library:
 
-* :mod:`gnet.model`: the paper-faithful network with auxiliary heads, and a named switch for each deviation;
-* :mod:`gnet.table1`: the paper's Table 1, as data;
-* :mod:`gnet.analysis`: MAC and parameter counts with fvcore and torchinfo, and their closed forms;
-* :mod:`gnet.data` and :mod:`gnet.train`: Imagenette, the training loop and its CLI (``python -m gnet.train``);
-  :mod:`gnet.reporting` plots a run's curves and confusion matrix.
+* :mod:`gnet.model`: the paper-faithful network with auxiliary heads, a named switch for each deviation, the loss;
+* :mod:`gnet.table1`: the paper's Table 1, as data (the six widths of every block, the depth of every layer);
+* :mod:`gnet.analysis`: MAC, parameter and layer counts with fvcore and torchinfo, and their closed forms;
+* :mod:`gnet.data`: Imagenette (or any ``train/``, ``val/`` folder), its transforms and its checks;
+* :mod:`gnet.device`: choosing a device and a precision, and naming the device in every record;
+* :mod:`gnet.train`: the resumable training loop and its CLI (``python -m gnet.train``);
+* :mod:`gnet.checkpoint`: checkpoints that rebuild their own network (:func:`load_checkpoint`);
+* :mod:`gnet.evaluate`: top-1, top-5 and per-class accuracy of any checkpoint, and its CLI
+  (``python -m gnet.evaluate``);
+* :mod:`gnet.weights`: the weights trained for the book, registered as torchvision registers its own
+  (``gnet.googlenet(weights="IMAGENETTE_CPU")``).
 
-The chapters' own analyses live beside them, one module per concern: :mod:`gnet.correlation` (sparse correlation
-structure in photographs), :mod:`gnet.modules_plots` and :mod:`gnet.explorer` (naive against reduced modules, and
-the bottleneck explorer), :mod:`gnet.compare` (the network against its claims and its variants),
-:mod:`gnet.gradients` (what the auxiliary heads do to gradients), and :mod:`gnet.plotting` / :mod:`gnet.widgets`
-(the book's figure style and widget helpers).
+The chapters' own measurements and figures live in :mod:`gnet.book`, which needs the ``[book]`` extra; the core
+never imports it.
 """
 
+from gnet.checkpoint import load_checkpoint
 from gnet.model import (
     TORCHVISION_CONFIG,
     AuxHead,
@@ -29,6 +34,7 @@ from gnet.model import (
     googlenet_loss,
 )
 from gnet.table1 import INCEPTION_SPECS, TABLE1
+from gnet.weights import GoogLeNetWeights
 
 __version__ = "0.1.0"
 
@@ -39,6 +45,7 @@ __all__ = [
     "GoogLeNet",
     "GoogLeNetConfig",
     "GoogLeNetOutput",
+    "GoogLeNetWeights",
     "INCEPTION_SPECS",
     "Inception",
     "NaiveInception",
@@ -46,4 +53,5 @@ __all__ = [
     "from_torchvision",
     "googlenet",
     "googlenet_loss",
+    "load_checkpoint",
 ]

@@ -1,4 +1,4 @@
-"""Counting what a network costs: multiply-adds (MACs) and parameters.
+"""Counting what a network costs: multiply-adds (MACs), parameters and depth.
 
 Two ways to count, checked against each other in the tests:
 
@@ -9,6 +9,10 @@ Two ways to count, checked against each other in the tests:
   and concatenation.
 * **Closed form**, from channel numbers alone: a convolution costs ``C_in · C_out · k² · H_out · W_out`` MACs.
 
+Depth is measured too (:func:`count_layers`): the layers with parameters along the deepest path of one forward
+pass, as the paper counts its 22 layers, beside what Table 1's own depth column adds up to
+(:func:`table1_layer_count`).
+
 fvcore is noisy under recent torch (FutureWarnings on import, a warning per unsupported op); everything here runs
 inside :func:`quiet_fvcore`, so chapters and tests print only results.
 """
@@ -18,24 +22,31 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from gnet._validate import positive_int
-from gnet.table1 import INCEPTION_SPECS, PAPER_K, TABLE1
+from gnet.table1 import INCEPTION_SPECS, PAPER_DEPTH, PAPER_K, TABLE1, InceptionSpec
 
 __all__ = [
     "MacCount",
     "BlockCounts",
+    "LayerCount",
     "quiet_fvcore",
     "count_macs",
     "count_params",
     "conv_counts",
     "inception_counts",
+    "spec_counts",
     "naive_inception_counts",
+    "count_layers",
+    "table1_layer_count",
+    "meta_forward",
     "table1_comparison",
     "model_summary",
 ]
@@ -80,6 +91,18 @@ class MacCount:
         return self.total
 
 
+def _check_module(name: str, value: object) -> nn.Module:
+    if not isinstance(value, nn.Module):
+        raise ValueError(f"{name} must be a torch.nn.Module, got {type(value).__name__}")
+    return value
+
+
+def _check_nchw(input_size: object) -> tuple[int, ...]:
+    if not isinstance(input_size, (tuple, list)) or len(input_size) != 4:
+        raise ValueError(f"input_size must be (N, C, H, W) such as (1, 3, 224, 224), got {input_size!r}")
+    return tuple(positive_int(f"input_size[{i}]", s) for i, s in enumerate(input_size))
+
+
 def _input_tensor(model: nn.Module, input_size: Sequence[int]) -> torch.Tensor:
     if not isinstance(input_size, (tuple, list)) or not all(
         isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in input_size
@@ -100,11 +123,10 @@ def count_macs(
 
     The model is traced in eval mode (so GoogLeNet's auxiliary heads do not run) and put back in the mode it
     was in. ``ops`` selects fvcore operator names for ``total`` and ``by_module``: the default, convolutions and
-    linear layers, is what the paper counts. Pass ``ops=None``-like ``("conv", "linear", "batch_norm")`` to
-    include more.
+    linear layers, is what the paper counts. Pass more names to include more, e.g.
+    ``ops=("conv", "linear", "batch_norm")``.
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _check_module("model", model)
     ops = tuple(ops)
     x = _input_tensor(model, input_size)
     with quiet_fvcore():
@@ -126,8 +148,7 @@ def count_macs(
 
 def count_params(module: nn.Module, *, trainable_only: bool = False) -> int:
     """Number of parameters (weights and biases; BatchNorm's running statistics are buffers, not counted)."""
-    if not isinstance(module, nn.Module):
-        raise ValueError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    _check_module("module", module)
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
@@ -207,6 +228,23 @@ def inception_counts(
     return _block(branches, channels, height, width, bias, batch_norm)
 
 
+def spec_counts(spec: InceptionSpec, height: int, width: int, **kwargs: bool | int) -> BlockCounts:
+    """:func:`inception_counts` of the block ``spec`` describes (``gnet.Inception.from_spec(spec)``), e.g.
+    ``spec_counts(INCEPTION_SPECS["inception3a"], 28, 28)``; keyword arguments as for :func:`inception_counts`."""
+    if not isinstance(spec, InceptionSpec):
+        raise ValueError(f"spec must be a gnet.table1.InceptionSpec, got {type(spec).__name__}")
+    return inception_counts(
+        spec.in_channels,
+        spec.n1x1,
+        (spec.n3x3_reduce, spec.n3x3),
+        (spec.n5x5_reduce, spec.n5x5),
+        spec.pool_proj,
+        height,
+        width,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
 def naive_inception_counts(
     in_channels: int,
     c1: int,
@@ -228,6 +266,120 @@ def naive_inception_counts(
     }
     channels = {"branch1": c1, "branch2": c2, "branch3": c3, "branch4": in_channels}
     return _block(branches, channels, height, width, bias, False)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Depth: layers with parameters along the deepest path
+# ------------------------------------------------------------------------------------------------------------
+
+# Operators that are "layers with parameters" in the paper's sense (convolutions and fully connected layers;
+# BatchNorm did not exist yet), and pooling operators. LocalResponseNorm pools internally, but it reaches the
+# mode below as one `local_response_norm` call, so it is not mistaken for a pooling layer.
+_PARAMETERISED_OPS = frozenset({"conv1d", "conv2d", "conv3d", "linear"})
+_POOL_OPS = frozenset(
+    {
+        "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+        "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+        "adaptive_avg_pool3d", "adaptive_max_pool3d",
+    }
+)  # fmt: skip
+
+
+class LayerCount(NamedTuple):
+    """Depth of a network: layers with parameters on its deepest path, and the same path's layers with pooling."""
+
+    with_params: int
+    with_pools: int
+
+
+def meta_forward(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224)) -> object:
+    """One eval-mode forward pass on the ``meta`` device: shapes only, no arithmetic, no memory, for any size.
+
+    ``input_size`` is ``(N, C, H, W)``. The model's own tensors are left alone (:func:`torch.func.functional_call`
+    swaps in meta copies for the pass) and it is put back in the mode it was in. Returns the model's output.
+    """
+    _check_module("model", model)
+    x = torch.zeros(_check_nchw(input_size), device="meta")
+    meta_state = {name: t.to("meta") for name, t in (*model.named_parameters(), *model.named_buffers())}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return torch.func.functional_call(model, meta_state, (x,))
+    finally:
+        model.train(was_training)
+
+
+def _tensors(obj: object) -> Iterable[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, (list, tuple)):
+        for item in obj:
+            yield from _tensors(item)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            yield from _tensors(item)
+
+
+class _DepthMode(TorchFunctionMode):
+    """Tags every tensor a forward pass creates with the longest chain of layers that produced it.
+
+    A tensor's depth is the largest depth among the tensors it was computed from, plus one if the operation is a
+    convolution or linear layer. Parallel branches therefore count once (their concatenation takes the deepest),
+    and the auxiliary heads of GoogLeNet, which end in their own outputs, do not lengthen the main path.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        # id -> (tensor, with_params, with_pools); the tensor is kept alive so that its id is not reused.
+        self.depths: dict[int, tuple[torch.Tensor, int, int]] = {}
+
+    def depth(self, tensor: torch.Tensor) -> tuple[int, int]:
+        entry = self.depths.get(id(tensor))
+        return (entry[1], entry[2]) if entry is not None else (0, 0)
+
+    def __torch_function__(self, func: Callable, types, args=(), kwargs=None):  # type: ignore[override]
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        name = getattr(func, "__name__", "")
+        inputs = [self.depth(t) for t in _tensors((args, kwargs))]
+        with_params = max((d[0] for d in inputs), default=0)
+        with_pools = max((d[1] for d in inputs), default=0)
+        if name in _PARAMETERISED_OPS:
+            with_params, with_pools = with_params + 1, with_pools + 1
+        elif name in _POOL_OPS:
+            with_pools += 1
+        for tensor in _tensors(out):
+            if not isinstance(tensor, nn.Parameter):
+                self.depths[id(tensor)] = (tensor, with_params, with_pools)
+        return out
+
+
+def count_layers(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224)) -> LayerCount:
+    """Count the layers of ``model`` along its deepest path by running one forward pass (in eval mode).
+
+    Convolutions and linear layers count as layers with parameters; max, average and adaptive pooling count
+    too in :attr:`LayerCount.with_pools`. The count follows the data, not the module tree, so it works for any
+    model: parallel branches count once, and side outputs (GoogLeNet's auxiliary heads, which only run in
+    training mode anyway) do not add to the main path. ``with_pools`` is measured on its own deepest path.
+    The pass runs on the ``meta`` device (:func:`meta_forward`), so it is instant and needs no memory even for
+    VGG-16.
+    """
+    with _DepthMode() as mode:
+        out = meta_forward(model, input_size)
+    outputs = list(_tensors(out))
+    if not outputs:
+        raise ValueError(f"the model returned no tensor, got {type(out).__name__}")
+    depths = [mode.depth(t) for t in outputs]
+    return LayerCount(max(d[0] for d in depths), max(d[1] for d in depths))
+
+
+def table1_layer_count() -> LayerCount:
+    """What Table 1 says: its depth column summed (:data:`gnet.table1.PAPER_DEPTH` of ``fc``, 22), and that
+    plus its pooling rows (max and average)."""
+    with_params = max(PAPER_DEPTH.values())
+    pools = sum(1 for row in TABLE1 if "pool" in row.type)
+    return LayerCount(with_params, with_params + pools)
 
 
 # ------------------------------------------------------------------------------------------------------------

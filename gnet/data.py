@@ -32,6 +32,8 @@ import torch
 from PIL import Image, ImageFile
 from torchvision import transforms
 
+from gnet._validate import int_at_least, positive_int
+
 __all__ = [
     "DATA_ENV_VAR",
     "IMAGENETTE_CLASSES",
@@ -48,7 +50,6 @@ __all__ = [
     "eval_transform",
     "find_corrupt_images",
     "load_rgb",
-    "make_fixture_dataset",
     "resolve_data_dir",
     "train_transform",
 ]
@@ -126,15 +127,16 @@ def _check_size(size: str) -> None:
 def resolve_data_dir(data_dir: str | os.PathLike | None = None, size: str = "160px", download: bool = False) -> Path:
     """Return the folder that holds ``train/`` and ``val/``.
 
-    Looks at ``data_dir`` (the folder itself, or ``data_dir/imagenette2-<size>``), then at ``$GNET_DATA_DIR``
-    in the same two ways. With ``download=True`` a missing Imagenette is downloaded into ``data_dir``, else
+    Looks at ``data_dir`` (the folder itself, or ``data_dir/imagenette2-<size>``); only when no ``data_dir`` is
+    given, at ``$GNET_DATA_DIR`` in the same two ways, so an explicit folder is never silently swapped for
+    another dataset. With ``download=True`` a missing Imagenette is downloaded into ``data_dir``, else
     ``$GNET_DATA_DIR``, else :func:`default_download_root`. Raises :class:`DataNotFoundError` with the
     download command otherwise.
     """
     _check_size(size)
     folder = IMAGENETTE_SIZES[size]
-    env_value = os.environ.get(DATA_ENV_VAR) or None
-    roots = [Path(p).expanduser() for p in (data_dir, env_value) if p is not None]
+    chosen = data_dir if data_dir is not None else (os.environ.get(DATA_ENV_VAR) or None)
+    roots = [Path(chosen).expanduser()] if chosen is not None else []
     looked: list[Path] = []
     for root in roots:
         for candidate in (root, root / folder):
@@ -218,6 +220,9 @@ def _list_images(split_dir: Path) -> tuple[list[str], list[tuple[str, int]]]:
             for entry in os.scandir(split_dir / name)
             if entry.is_file() and entry.name.lower().endswith(IMAGE_EXTENSIONS)
         )
+        if not files:
+            # An empty folder would become a class no image can teach, and shift every label after it.
+            raise DataNotFoundError(f"{split_dir / name} has no images ({', '.join(IMAGE_EXTENSIONS)}): remove it")
         samples.extend((path, label) for path in files)
     return classes, samples
 
@@ -240,8 +245,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         self.root = Path(split_dir)
         if not self.root.is_dir():
             raise DataNotFoundError(f"{self.root} is not a folder")
-        if subset_per_class is not None and subset_per_class < 1:
-            raise ValueError(f"subset_per_class must be a positive int or None, got {subset_per_class!r}")
+        int_at_least("subset_per_class", subset_per_class, 1, optional=True)
         self.classes, samples = _list_images(self.root)
         if subset_per_class is not None:
             rng = random.Random(seed)
@@ -291,14 +295,9 @@ def find_corrupt_images(data_dir: str | os.PathLike) -> list[tuple[str, str]]:
 
 
 # ------------------------------------------------------------ transforms
-def _check_image_size(image_size: int) -> None:
-    if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 1:
-        raise ValueError(f"image_size must be a positive int, got {image_size!r}")
-
-
 def train_transform(image_size: int) -> transforms.Compose:
     """Random 8-100 % area crop, aspect 3/4-4/3, resized to ``image_size``; horizontal flip; ImageNet norm."""
-    _check_image_size(image_size)
+    positive_int("image_size", image_size)
     return transforms.Compose(
         [
             transforms.RandomResizedCrop(image_size, scale=CROP_SCALE, ratio=CROP_RATIO, antialias=True),
@@ -311,7 +310,7 @@ def train_transform(image_size: int) -> transforms.Compose:
 
 def eval_transform(image_size: int) -> transforms.Compose:
     """Resize the short side to ``round(image_size / 0.875)``, centre crop ``image_size``; ImageNet norm."""
-    _check_image_size(image_size)
+    positive_int("image_size", image_size)
     return transforms.Compose(
         [
             transforms.Resize(round(image_size / EVAL_CROP_FRACTION), antialias=True),
@@ -347,50 +346,3 @@ def build_datasets(
     if train_ds.classes != val_ds.classes:
         raise ValueError(f"train and val class folders differ: {train_ds.classes} vs {val_ds.classes}")
     return train_ds, val_ds
-
-
-# ------------------------------------------------------------ fixture
-def make_fixture_dataset(
-    root: str | os.PathLike,
-    *,
-    num_classes: int = 3,
-    per_split: int = 4,
-    image_size: int = 48,
-    seed: int = 0,
-    awkward: bool = True,
-) -> Path:
-    """Write a tiny dataset of real JPEG files: ``root/train/<class>/*.JPEG`` and ``root/val/...``.
-
-    TEST FIXTURE ONLY: each class is a coloured blob on noise, learnable but meaningless; never report
-    results on it. With ``awkward=True`` the first image of each train class is stored greyscale (L),
-    palette (P, a PNG named ``.JPEG``, as a few ImageNet files are) or CMYK in turn. Returns ``root``.
-    """
-    if num_classes < 1 or per_split < 1 or image_size < 8:
-        raise ValueError(
-            f"need num_classes >= 1, per_split >= 1, image_size >= 8; got {num_classes}, {per_split}, {image_size}"
-        )
-    root = Path(root)
-    rng = np.random.default_rng(seed)
-    wnids = [wnid for wnid, _ in IMAGENETTE_CLASSES]
-    names = wnids[:num_classes] if num_classes <= len(wnids) else [f"class{i:03d}" for i in range(num_classes)]
-    awkward_modes = ("L", "P", "CMYK")
-    for split in ("train", "val"):
-        for label, name in enumerate(names):
-            folder = root / split / name
-            folder.mkdir(parents=True, exist_ok=True)
-            hue = np.array([label * 97 % 256, label * 173 % 256, label * 59 % 256], dtype=np.float64)
-            for index in range(per_split):
-                pixels = rng.normal(128, 40, size=(image_size, image_size, 3))
-                yy, xx = np.mgrid[:image_size, :image_size]
-                cy, cx = rng.uniform(0.3, 0.7, size=2) * image_size
-                blob = ((yy - cy) ** 2 + (xx - cx) ** 2) < (image_size / 4) ** 2
-                pixels[blob] = hue + rng.normal(0, 10, size=(int(blob.sum()), 3))
-                image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), mode="RGB")
-                file_format = "JPEG"
-                if awkward and split == "train" and index == 0:
-                    mode = awkward_modes[label % len(awkward_modes)]
-                    image = image.convert(mode) if mode != "P" else image.quantize(colors=16)
-                    # JPEG has no palette mode; ImageNet itself ships PNGs named .JPEG, so do the same.
-                    file_format = "PNG" if mode == "P" else "JPEG"
-                image.save(folder / f"{split}_{name}_{index:04d}.JPEG", format=file_format)
-    return root

@@ -11,8 +11,9 @@ where the departure comes from.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import torch
@@ -20,9 +21,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gnet._validate import positive_int
-from gnet.table1 import INCEPTION_SPECS
+from gnet.table1 import INCEPTION_SPECS, InceptionSpec
 
 __all__ = [
+    "AUX_TAPS",
+    "BRANCH_NAMES",
+    "INIT_SCHEMES",
     "ConvUnit",
     "Inception",
     "NaiveInception",
@@ -34,7 +38,14 @@ __all__ = [
     "googlenet_loss",
     "from_torchvision",
     "TORCHVISION_CONFIG",
+    "init_weights_",
 ]
+
+#: The four branches of an Inception block, as its submodules are named (torchvision's names too).
+BRANCH_NAMES = ("branch1", "branch2", "branch3", "branch4")
+
+#: Weight initialisations :class:`GoogLeNetConfig` can ask for (see :func:`init_weights_`).
+INIT_SCHEMES = ("he", "xavier", "torch")
 
 # torchvision's BasicConv2d uses eps=0.001 (the value of the TensorFlow port of the weights).
 BATCH_NORM_EPS = 1e-3
@@ -152,9 +163,21 @@ class Inception(nn.Module):
             ConvUnit(in_channels, c4, 1, batch_norm=bn),
         )
 
+    @classmethod
+    def from_spec(cls, spec: InceptionSpec, **kwargs: object) -> Inception:
+        """The block with the six widths of a Table 1 row (:data:`gnet.table1.INCEPTION_SPECS`)."""
+        return cls(
+            spec.in_channels,
+            spec.n1x1,
+            (spec.n3x3_reduce, spec.n3x3),
+            (spec.n5x5_reduce, spec.n5x5),
+            spec.pool_proj,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
     def forward(self, x: Tensor) -> Tensor:
         # N x in_channels x H x W  ->  N x out_channels x H x W
-        return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], dim=1)
+        return torch.cat([getattr(self, name)(x) for name in BRANCH_NAMES], dim=1)
 
 
 class NaiveInception(nn.Module):
@@ -182,7 +205,17 @@ class NaiveInception(nn.Module):
         self.branch4 = nn.MaxPool2d(3, stride=1, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], dim=1)
+        return torch.cat([getattr(self, name)(x) for name in BRANCH_NAMES], dim=1)
+
+
+class _LocalResponseNorm(nn.LocalResponseNorm):
+    """``nn.LocalResponseNorm`` that also runs on half and bfloat16 CPU tensors (computed in float32 there), where
+    PyTorch's own pooling kernel has no half implementation."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.device.type == "cpu" and x.dtype in (torch.float16, torch.bfloat16):
+            return super().forward(x.float()).to(x.dtype)
+        return super().forward(x)
 
 
 class AuxHead(nn.Module):
@@ -248,7 +281,7 @@ class GoogLeNetConfig:
     pool_style: str = "paper"  # "torchvision": ceil_mode max pools without padding, and a 2×2/2 fourth pool
     aux_pool: str = "paper"  # "adaptive": torchvision's adaptive 4×4 pool instead of 5×5/3
     transform_input: bool = False  # torchvision: map ImageNet normalisation onto its TF-ported weights
-    init_weights: bool = True  # He init, N(0, 0.01) for classifiers (the paper does not say)
+    init: str = "he"  # the paper does not say; see init_weights_ for "he", "xavier" (Caffe's) and "torch"
 
     def __post_init__(self) -> None:
         positive_int("num_classes", self.num_classes)
@@ -264,13 +297,16 @@ class GoogLeNetConfig:
             raise ValueError(f"pool_style must be 'paper' or 'torchvision', got {self.pool_style!r}")
         if self.aux_pool not in ("paper", "adaptive"):
             raise ValueError(f"aux_pool must be 'paper' or 'adaptive', got {self.aux_pool!r}")
+        if self.init not in INIT_SCHEMES:
+            raise ValueError(f"init must be one of {', '.join(INIT_SCHEMES)}, got {self.init!r}")
 
     def channels(self, c: int) -> int:
         """A paper channel count scaled by :attr:`width` (never below 1)."""
         return max(1, round(c * self.width))
 
 
-#: The switches that turn the paper's network into torchvision's ``googlenet`` (see FACTS.md for the list).
+#: The switches that turn the paper's network into torchvision's ``googlenet`` (the book's chapter 5 derives
+#: each one from torchvision's source).
 TORCHVISION_CONFIG: dict[str, object] = {
     "batch_norm": True,
     "lrn": False,
@@ -280,6 +316,11 @@ TORCHVISION_CONFIG: dict[str, object] = {
     "pool_style": "torchvision",
     "aux_pool": "adaptive",
 }
+
+
+#: Where each auxiliary head reads the main path (the paper, Section 5: "on top of the output of the
+#: Inception (4a) and (4d) modules").
+AUX_TAPS: dict[str, str] = {"aux1": "inception4a", "aux2": "inception4d"}
 
 
 class GoogLeNetOutput(NamedTuple):
@@ -330,78 +371,74 @@ class GoogLeNet(nn.Module):
 
     def __init__(self, config: GoogLeNetConfig | None = None) -> None:
         super().__init__()
-        self.config = cfg = config or GoogLeNetConfig()
-        ch, bn = cfg.channels, cfg.batch_norm
-        tv_pools = cfg.pool_style == "torchvision"
+        self.config = config or GoogLeNetConfig()
+        self._build_stem()
+        self._build_inceptions()
+        self._build_heads()
+        self.min_input_size = self._min_input_size()
+        init_weights_(self, self.config.init)
 
-        def max_pool(kernel: int = 3) -> nn.MaxPool2d:
-            # Paper: 3×3/2 with padding 1 halves 112 -> 56 -> 28 -> 14 -> 7 (Table 1). torchvision: no padding,
-            # ceil_mode=True, which reaches the same sizes at 224 px but not at every size.
-            if tv_pools:
-                return nn.MaxPool2d(kernel, stride=2, ceil_mode=True)
-            return nn.MaxPool2d(kernel, stride=2, padding=1)
+    def _max_pool(self, kernel: int = 3) -> nn.MaxPool2d:
+        # Paper: 3×3/2 with padding 1 halves 112 -> 56 -> 28 -> 14 -> 7 (Table 1). torchvision: no padding,
+        # ceil_mode=True, which reaches the same sizes at 224 px but not at every size.
+        if self.config.pool_style == "torchvision":
+            return nn.MaxPool2d(kernel, stride=2, ceil_mode=True)
+        return nn.MaxPool2d(kernel, stride=2, padding=1)
+
+    def _build_stem(self) -> None:
+        """Stage 1: plain convolutions, with LRN where the paper's Figure 3 has it."""
+        cfg, ch = self.config, self.config.channels
 
         def lrn() -> nn.Module:
             # Caffe's reference GoogLeNet: local_size 5, alpha 1e-4, beta 0.75.
-            return nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0) if cfg.lrn else nn.Identity()
+            return _LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0) if cfg.lrn else nn.Identity()
 
-        def inception(name: str, in_channels: int) -> Inception:
-            spec = INCEPTION_SPECS[name]
-            return Inception(
-                in_channels,
-                ch(spec.c1),
-                (ch(spec.c2[0]), ch(spec.c2[1])),
-                (ch(spec.c3[0]), ch(spec.c3[1])),
-                ch(spec.c4),
-                branch3_kernel=cfg.branch3_kernel,
-                batch_norm=bn,
-                pool_ceil_mode=tv_pools,
-            )
-
-        # Stage 1: plain convolutions.
-        self.conv1 = ConvUnit(3, ch(64), 7, stride=2, padding=3, batch_norm=bn)
-        self.maxpool1 = max_pool()
+        self.conv1 = ConvUnit(3, ch(64), 7, stride=2, padding=3, batch_norm=cfg.batch_norm)
+        self.maxpool1 = self._max_pool()
         self.lrn1 = lrn()
-        self.conv2 = ConvUnit(ch(64), ch(64), 1, batch_norm=bn)
-        self.conv3 = ConvUnit(ch(64), ch(192), 3, padding=1, batch_norm=bn)
+        self.conv2 = ConvUnit(ch(64), ch(64), 1, batch_norm=cfg.batch_norm)
+        self.conv3 = ConvUnit(ch(64), ch(192), 3, padding=1, batch_norm=cfg.batch_norm)
         self.lrn2 = lrn()
-        self.maxpool2 = max_pool()
+        self.maxpool2 = self._max_pool()
 
-        # Stage 2: nine Inception blocks at three resolutions.
-        self.inception3a = inception("inception3a", ch(192))
-        self.inception3b = inception("inception3b", self.inception3a.out_channels)
-        self.maxpool3 = max_pool()
-        self.inception4a = inception("inception4a", self.inception3b.out_channels)
-        self.inception4b = inception("inception4b", self.inception4a.out_channels)
-        self.inception4c = inception("inception4c", self.inception4b.out_channels)
-        self.inception4d = inception("inception4d", self.inception4c.out_channels)
-        self.inception4e = inception("inception4e", self.inception4d.out_channels)
-        self.maxpool4 = max_pool(2 if tv_pools else 3)  # torchvision's fourth pool is 2×2/2
-        self.inception5a = inception("inception5a", self.inception4e.out_channels)
-        self.inception5b = inception("inception5b", self.inception5a.out_channels)
+    def _build_inceptions(self) -> None:
+        """Stage 2: nine Inception blocks at three resolutions, widths from Table 1 (scaled by ``width``)."""
+        cfg = self.config
+        in_channels = cfg.channels(192)
+        for name, spec in INCEPTION_SPECS.items():
+            if name == "inception4a":
+                self.maxpool3 = self._max_pool()
+            if name == "inception5a":
+                self.maxpool4 = self._max_pool(2 if cfg.pool_style == "torchvision" else 3)  # tv: 2×2/2
+            scaled = InceptionSpec(in_channels, *(cfg.channels(c) for c in spec[1:]))
+            block = Inception.from_spec(
+                scaled,
+                branch3_kernel=cfg.branch3_kernel,
+                batch_norm=cfg.batch_norm,
+                pool_ceil_mode=cfg.pool_style == "torchvision",
+            )
+            setattr(self, name, block)
+            in_channels = block.out_channels
 
-        # Stage 3: global average pooling, dropout, one linear layer.
+    def _build_heads(self) -> None:
+        """Stage 3 (global average pooling, dropout, one linear layer) and the two auxiliary heads."""
+        cfg = self.config
         self.num_features = self.inception5b.out_channels
         self.avgpool = nn.AdaptiveAvgPool2d(1)  # the paper's 7×7/1 average pool, at any input size
         self.dropout = nn.Dropout(cfg.dropout)
         self.fc = nn.Linear(self.num_features, cfg.num_classes)
-
         self.aux1: AuxHead | None = None
         self.aux2: AuxHead | None = None
         if cfg.aux_logits:
             aux = {
                 "dropout": cfg.aux_dropout,
                 "pool": cfg.aux_pool,
-                "batch_norm": bn,
-                "conv_channels": ch(128),
-                "fc_features": ch(1024),
+                "batch_norm": cfg.batch_norm,
+                "conv_channels": cfg.channels(128),
+                "fc_features": cfg.channels(1024),
             }
             self.aux1 = AuxHead(self.inception4a.out_channels, cfg.num_classes, **aux)
             self.aux2 = AuxHead(self.inception4d.out_channels, cfg.num_classes, **aux)
-
-        self.min_input_size = self._min_input_size()
-        if cfg.init_weights:
-            self._init_weights()
 
     # -- shapes ---------------------------------------------------------------------------------------------
 
@@ -435,6 +472,12 @@ class GoogLeNet(nn.Module):
             raise ValueError(f"expected a tensor of shape N×3×H×W (a batch of RGB images), got {tuple(x.shape)}")
         if not x.is_floating_point():
             raise ValueError(f"expected a floating-point tensor, got dtype {x.dtype}")
+        weights = self.conv1.conv.weight.dtype
+        if x.dtype != weights and not torch.is_autocast_enabled(x.device.type):
+            raise ValueError(
+                f"expected {weights} input like the model's weights, got {x.dtype} "
+                f"(convert one of them: x.to({weights}) or model.to({x.dtype}))"
+            )
         h, w = x.shape[-2:]
         if h < self.min_input_size or w < self.min_input_size:
             why = (
@@ -455,7 +498,12 @@ class GoogLeNet(nn.Module):
         std = x.new_tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
         return (x * std + mean - 0.5) / 0.5
 
-    def _body(self, x: Tensor, with_aux: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    def forward_features(self, x: Tensor, taps: dict[str, Tensor] | None = None) -> Tensor:
+        """The 5b feature map, ``N × num_features × H/32 × W/32``.
+
+        If ``taps`` is a dict, the outputs of inception (4a) and (4d), where the auxiliary heads read the main
+        path (:data:`AUX_TAPS`), are stored in it under their module names.
+        """
         self._check_input(x)
         if self.config.transform_input:
             x = self._transform_input(x)
@@ -465,61 +513,101 @@ class GoogLeNet(nn.Module):
         x = self.conv3(self.conv2(x))  # N x 192 x 56 x 56
         x = self.maxpool2(self.lrn2(x))  # N x 192 x 28 x 28
         x = self.inception3b(self.inception3a(x))  # N x 480 x 28 x 28
-        x = self.inception4a(self.maxpool3(x))  # N x 512 x 14 x 14
-        aux1 = self.aux1(x) if with_aux and self.aux1 is not None else None
-        x = self.inception4d(self.inception4c(self.inception4b(x)))  # N x 528 x 14 x 14
-        aux2 = self.aux2(x) if with_aux and self.aux2 is not None else None
-        x = self.inception4e(x)  # N x 832 x 14 x 14
+        x = self.maxpool3(x)  # N x 480 x 14 x 14
+        for name in ("inception4a", "inception4b", "inception4c", "inception4d", "inception4e"):
+            x = getattr(self, name)(x)  # N x 512 (4a-4c), 528 (4d), 832 (4e) x 14 x 14
+            if taps is not None and name in AUX_TAPS.values():
+                taps[name] = x
         x = self.inception5b(self.inception5a(self.maxpool4(x)))  # N x 1024 x 7 x 7
-        return x, aux1, aux2
+        return x
 
-    def forward_features(self, x: Tensor) -> Tensor:
-        """The 5b feature map (``N × num_features × H/32 × W/32``); never runs the auxiliary heads."""
-        return self._body(x, with_aux=False)[0]
-
-    def forward_head(self, features: Tensor) -> Tensor:
-        """Global average pooling, dropout and the classifier."""
+    def forward_head(self, features: Tensor, pre_logits: bool = False) -> Tensor:
+        """Global average pooling, dropout and the classifier; ``pre_logits=True`` stops after the pooling and
+        returns the ``N × num_features`` vectors the classifier reads."""
         x = torch.flatten(self.avgpool(features), 1)  # N x 1024
+        if pre_logits:
+            return x
         return self.fc(self.dropout(x))  # N x num_classes
 
     def forward(self, x: Tensor) -> GoogLeNetOutput | Tensor:
-        features, aux1, aux2 = self._body(x, with_aux=self.training)
-        logits = self.forward_head(features)
-        if self.training:
-            return GoogLeNetOutput(logits=logits, aux1=aux1, aux2=aux2)
-        return logits
+        if not self.training:
+            return self.forward_head(self.forward_features(x))
+        taps: dict[str, Tensor] = {}
+        features = self.forward_features(x, taps)
+        # The heads run in network order (aux1, aux2, then the classifier), so dropout draws its masks in the
+        # same order as a single pass down the network would.
+        aux1 = self.aux1(taps[AUX_TAPS["aux1"]]) if self.aux1 is not None else None
+        aux2 = self.aux2(taps[AUX_TAPS["aux2"]]) if self.aux2 is not None else None
+        return GoogLeNetOutput(logits=self.forward_head(features), aux1=aux1, aux2=aux2)
+
+    def get_classifier(self) -> nn.Linear:
+        """The final linear layer (timm's name for it)."""
+        return self.fc
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier (and the aux heads' last layers) for ``num_classes`` classes."""
         positive_int("num_classes", num_classes)
         self.config = replace(self.config, num_classes=num_classes)
-        self.fc = nn.Linear(self.num_features, num_classes)
-        nn.init.normal_(self.fc.weight, std=0.01)
-        nn.init.zeros_(self.fc.bias)
+        self.fc = _classifier(self.num_features, num_classes)
         for head in (self.aux1, self.aux2):
             if head is not None:
-                head.fc2 = nn.Linear(head.fc2.in_features, num_classes)
-                nn.init.normal_(head.fc2.weight, std=0.01)
-                nn.init.zeros_(head.fc2.bias)
+                head.fc2 = _classifier(head.fc2.in_features, num_classes)
 
-    def _init_weights(self) -> None:
-        # The paper does not state its initialisation (Caffe's reference model used Xavier). He init keeps
-        # activations from shrinking through 22 ReLU layers without BatchNorm; classifiers start near uniform.
-        classifiers = {self.fc} | {h.fc2 for h in (self.aux1, self.aux2) if h is not None}
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d) or (isinstance(m, nn.Linear) and m not in classifiers):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, std=0.01)
+
+def _classifier(in_features: int, num_classes: int) -> nn.Linear:
+    """A classifier layer as gnet initialises it: ``N(0, 0.01)`` weights, zero bias, so it starts near uniform."""
+    layer = nn.Linear(in_features, num_classes)
+    nn.init.normal_(layer.weight, std=0.01)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def init_weights_(model: GoogLeNet, scheme: str = "he") -> GoogLeNet:
+    """Initialise ``model`` in place; returns it. The paper does not state its initialisation.
+
+    * ``"he"`` (the default): every hidden convolution and linear weight ~ N(0, 2 / fan_in) (He et al. 2015),
+      which makes up for ReLU zeroing half of its inputs, so activations keep their scale through 22 layers
+      without BatchNorm.
+    * ``"xavier"``: variance 1 / fan_in, Caffe's "xavier" filler, the common choice when GoogLeNet was trained.
+    * ``"torch"``: leave PyTorch's own layer defaults (for weights that are about to be loaded anyway).
+
+    With "he" and "xavier", biases are zero, BatchNorm scale 1 and shift 0, and the classifiers (``fc`` and each
+    aux head's last layer) get N(0, 0.01).
+    """
+    if scheme not in INIT_SCHEMES:
+        raise ValueError(f"scheme must be one of {', '.join(INIT_SCHEMES)}, got {scheme!r}")
+    if scheme == "torch":
+        return model
+    nonlinearity = "relu" if scheme == "he" else "linear"  # gain sqrt(2) or 1 on a fan_in-scaled normal
+    classifiers = {model.fc} | {head.fc2 for head in (model.aux1, model.aux2) if head is not None}
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                if m in classifiers:
+                    nn.init.normal_(m.weight, std=0.01)
+                else:
+                    nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity=nonlinearity)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
-            if getattr(m, "bias", None) is not None:
                 nn.init.zeros_(m.bias)
+    return model
 
 
-def googlenet(**kwargs: object) -> GoogLeNet:
+def googlenet(*, weights: object = None, **kwargs: object) -> GoogLeNet:
     """Build a :class:`GoogLeNet`. With no arguments it is the paper's; keyword arguments are the
-    :class:`GoogLeNetConfig` switches, e.g. ``googlenet(num_classes=10, batch_norm=True, width=0.5)``."""
+    :class:`GoogLeNetConfig` switches, e.g. ``googlenet(num_classes=10, batch_norm=True, width=0.5)``.
+
+    ``weights`` (a :class:`gnet.weights.GoogLeNetWeights` or its name, e.g. ``"IMAGENETTE_CPU"``) returns the
+    trained network instead, in eval mode; its switches come from the weights file, so none may be passed.
+    """
+    if weights is not None:
+        from gnet.weights import GoogLeNetWeights  # the registry needs the model; import it only when asked
+
+        if kwargs:
+            raise ValueError(f"weights fix every switch of the network; got switches too: {sorted(kwargs)}")
+        return GoogLeNetWeights.resolve(weights).load().model  # type: ignore[arg-type]
     known = set(GoogLeNetConfig.__dataclass_fields__)
     unknown = sorted(set(kwargs) - known)
     if unknown:
@@ -541,8 +629,8 @@ def googlenet_loss(
     (training mode) or a plain logits tensor (eval mode, or a model without aux heads). ``label_smoothing``
     (not in the paper; Szegedy et al. 2016 introduced it for Inception v3) applies to every head.
     """
-    if isinstance(aux_weight, bool) or not isinstance(aux_weight, (int, float)) or not aux_weight >= 0:
-        raise ValueError(f"aux_weight must be a non-negative number, got {aux_weight!r}")
+    if isinstance(aux_weight, bool) or not isinstance(aux_weight, (int, float)) or not 0 <= aux_weight < math.inf:
+        raise ValueError(f"aux_weight must be a non-negative finite number, got {aux_weight!r}")
     if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)):
         raise ValueError(f"label_smoothing must be a number in [0, 1), got {label_smoothing!r}")
     if not 0.0 <= label_smoothing < 1.0:
@@ -553,9 +641,18 @@ def googlenet_loss(
         logits, aux = output, []
     else:
         raise ValueError(f"output must be a GoogLeNetOutput or a logits tensor, got {type(output).__name__}")
+    if not isinstance(target, Tensor) or target.dtype != torch.int64:
+        kind = f"a tensor of {target.dtype}" if isinstance(target, Tensor) else type(target).__name__
+        raise ValueError(f"target must be a torch.int64 tensor of class indices, got {kind}")
     if target.ndim != 1 or target.shape[0] != logits.shape[0]:
         raise ValueError(
             f"target must be a 1-D tensor of {logits.shape[0]} class indices, got shape {tuple(target.shape)}"
+        )
+    low, high = torch.aminmax(target) if target.numel() else (torch.tensor(0), torch.tensor(0))
+    if low < 0 or high >= logits.shape[1]:
+        raise ValueError(
+            f"target holds class {int(low) if low < 0 else int(high)}, outside 0..{logits.shape[1] - 1} "
+            f"(the model has {logits.shape[1]} classes)"
         )
     loss = F.cross_entropy(logits, target, label_smoothing=label_smoothing)
     for aux_logits in aux:
@@ -590,7 +687,13 @@ def from_torchvision(
             transform_input = bool(getattr(model_or_state_dict, "transform_input", False))
     elif isinstance(model_or_state_dict, Mapping):
         state = dict(model_or_state_dict)
-        transform_input = True if transform_input is None else transform_input
+        if transform_input is None:
+            warnings.warn(
+                "from_torchvision(state_dict): a state dict does not say whether its model set transform_input; "
+                "assuming True, as torchvision's published ImageNet weights need. Pass transform_input= to choose.",
+                stacklevel=2,
+            )
+            transform_input = True
     else:
         raise ValueError(
             f"expected a torchvision GoogLeNet or its state dict, got {type(model_or_state_dict).__name__}"
@@ -602,15 +705,10 @@ def from_torchvision(
         num_classes=state["fc.weight"].shape[0],
         aux_logits=any(k.startswith("aux1.") for k in state),
         transform_input=transform_input,
-        init_weights=False,
+        init="torch",  # every weight is overwritten below
         **TORCHVISION_CONFIG,  # type: ignore[arg-type]
     )
     model = GoogLeNet(config)
     # BatchNorm's num_batches_tracked counters exist on both sides; everything else must match exactly.
     model.load_state_dict(state, strict=True)
     return model.eval()
-
-
-def config_dict(model: GoogLeNet) -> dict[str, object]:
-    """The model's switches as a plain dict (for run records and tables)."""
-    return asdict(model.config)

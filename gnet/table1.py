@@ -16,28 +16,31 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["InceptionSpec", "Table1Row", "TABLE1", "INCEPTION_SPECS", "PAPER_K"]
+__all__ = ["InceptionSpec", "Table1Row", "TABLE1", "INCEPTION_SPECS", "PAPER_DEPTH", "PAPER_K", "WIDTH_FIELDS"]
 
 #: The paper's "K" in the params column.
 PAPER_K = 1024
 
 
 class InceptionSpec(NamedTuple):
-    """Channel numbers of one Inception block, in the source text's argument order.
+    """Channel numbers of one Inception block: its input, then the six widths under Table 1's column names.
 
-    ``c2`` and ``c3`` are ``(reduce, out)`` pairs: the 1×1 reduction before the 3×3 (``c2``) or 5×5 (``c3``)
-    convolution, then that convolution's output channels. ``c4`` is the pool projection.
+    These six names are the only names gnet uses for the widths, from :class:`Table1Row` to the book's explorer.
+    ``gnet.Inception.from_spec`` builds the block; :class:`gnet.Inception`'s own arguments follow the source
+    text's ``c1, c2=(reduce, out), c3=(reduce, out), c4``.
     """
 
     in_channels: int
-    c1: int
-    c2: tuple[int, int]
-    c3: tuple[int, int]
-    c4: int
+    n1x1: int  # branch 1: 1×1 convolution
+    n3x3_reduce: int  # branch 2: 1×1 reduction before the 3×3
+    n3x3: int  # branch 2: the 3×3 convolution
+    n5x5_reduce: int  # branch 3: 1×1 reduction before the 5×5
+    n5x5: int  # branch 3: the 5×5 convolution
+    pool_proj: int  # branch 4: 1×1 projection after the 3×3 max pool
 
     @property
     def out_channels(self) -> int:
-        return self.c1 + self.c2[1] + self.c3[1] + self.c4
+        return self.n1x1 + self.n3x3 + self.n5x5 + self.pool_proj
 
 
 class Table1Row(NamedTuple):
@@ -120,11 +123,7 @@ def _inception_specs() -> dict[str, InceptionSpec]:
     for row in TABLE1:
         if row.name.startswith("inception"):
             spec = InceptionSpec(
-                previous_channels,
-                row.n1x1,
-                (row.n3x3_reduce, row.n3x3),
-                (row.n5x5_reduce, row.n5x5),
-                row.pool_proj,
+                previous_channels, row.n1x1, row.n3x3_reduce, row.n3x3, row.n5x5_reduce, row.n5x5, row.pool_proj
             )
             # The table is internally consistent here: the branch widths add up to the printed output depth.
             if spec.out_channels != row.output[2]:
@@ -136,3 +135,29 @@ def _inception_specs() -> dict[str, InceptionSpec]:
 
 #: Paper channel numbers of the nine Inception blocks, keyed by module name ("inception3a" … "inception5b").
 INCEPTION_SPECS: dict[str, InceptionSpec] = _inception_specs()
+
+
+#: The six widths of an Inception block, in Table 1's column order (the fields of :class:`InceptionSpec`).
+WIDTH_FIELDS: tuple[str, ...] = InceptionSpec._fields[1:]
+
+
+def _paper_depths() -> dict[str, int]:
+    """Depth of each stage's output, counting layers with parameters as the paper does.
+
+    Read from Table 1's "depth" column: 1 for a convolution, 2 for the 1×1 + 3×3 pair (our ``conv2`` and
+    ``conv3``) and for each Inception block, 1 for the classifier; 22 in all.
+    """
+    depths: dict[str, int] = {}
+    depth = 0
+    for row in TABLE1:
+        if row.depth == 0:
+            continue
+        names = row.name.split("+")  # "conv2+conv3": one row, two layers of depth 1 each
+        for name in names:
+            depth += row.depth // len(names)
+            depths[name] = depth
+    return depths
+
+
+#: Paper depth of each main-path stage with parameters (``conv1``: 1 … ``fc``: 22), from Table 1's depth column.
+PAPER_DEPTH: dict[str, int] = _paper_depths()

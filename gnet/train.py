@@ -12,10 +12,20 @@ What a run writes into RUN_DIR:
 * ``metrics.jsonl``: one JSON object per finished epoch (accuracies are fractions in [0, 1]);
 * ``run.json``: config, device, library versions, start time (once per run; resumes are appended);
 * ``last.pt``: everything needed to continue, saved atomically after every epoch and on Ctrl-C / SIGTERM.
-  It holds only tensors and plain Python values, so ``torch.load(path, weights_only=True)`` reads it.
+  It holds only tensors and plain Python values, so ``torch.load(path, weights_only=True)`` reads it, and it
+  rebuilds its own network: ``gnet.load_checkpoint("RUN_DIR/last.pt")`` (see :mod:`gnet.checkpoint`).
+
+The code reads as torchvision's reference scripts do: :func:`setup` builds everything a run needs,
+:func:`train_one_epoch` makes one pass over the training set, :func:`gnet.evaluate.evaluate` scores the
+validation set, and :func:`train` is the outline that ties them together and checkpoints after each epoch.
 
 Exit codes of :func:`main`: 0 done, 2 bad arguments / missing or corrupt data / unusable checkpoint,
-3 the loss became NaN or infinite, 130 interrupted (a checkpoint was saved; ``--resume`` continues).
+3 the training or validation loss became NaN or infinite (the last good checkpoint is kept), 130 interrupted by
+Ctrl-C and 143 by SIGTERM (a checkpoint was saved; ``--resume`` continues).
+
+Safety of the run folder: a run holds an exclusive lock on ``RUN_DIR/.lock`` while it writes, so a second run into
+the same folder is refused, naming the first. A fresh run into a folder that holds files but no checkpoint (a run
+that failed before its first epoch ended) moves them aside into ``RUN_DIR/abandoned-<time>/`` and says so.
 
 Reproducibility: every epoch's data order is a function of (seed, epoch) alone; the RNG states (torch, CUDA,
 numpy, Python) travel in the checkpoint. On CPU with ``--workers 0`` a run that is killed and resumed ends
@@ -36,7 +46,6 @@ import platform
 import random
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -46,40 +55,52 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import gnet
 from gnet import data as gdata
+from gnet._validate import finite_number, int_at_least, one_of
+from gnet.checkpoint import CheckpointError, atomic_write, model_state, read_checkpoint, save_checkpoint, write_json
+from gnet.device import (
+    DEVICES,
+    PRECISIONS,
+    DeviceError,
+    autocast,
+    device_name,
+    resolve_device,
+    resolve_precision,
+    to_device,
+)
+from gnet.evaluate import evaluate, topk_correct
 
 __all__ = [
     "CHECKPOINT_NAME",
     "CheckpointError",
     "ConfigMismatchError",
     "DivergedError",
+    "EpochTally",
+    "Run",
     "TrainConfig",
     "TrainError",
+    "RunInUseError",
     "TrainingInterrupted",
     "build_model",
     "build_parser",
     "config_from_args",
-    "evaluate",
-    "load_checkpoint",
     "lr_factor",
     "main",
-    "save_checkpoint",
-    "topk_correct",
+    "read_metrics",
+    "read_run_info",
+    "setup",
     "train",
+    "train_one_epoch",
 ]
 
 SCHEDULES = ("paper", "cosine", "onecycle")
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CHECKPOINT_NAME = "last.pt"
 METRICS_NAME = "metrics.jsonl"
 RUN_NAME = "run.json"
-CHECKPOINT_FORMAT = 1
-EXIT_OK, EXIT_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
+EXIT_OK, EXIT_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 130, 143
 TIMING_KEYS = ("images_per_s", "seconds")  # the only metrics that may differ between identical runs
 
 # Fields a --resume may change: where things are and how fast they run, not the recipe.
@@ -106,63 +127,46 @@ class TrainConfig:
     subset_per_class: int | None = _opt(None, "use only this many images per class (train and val) [all]")
     val_subset_per_class: int | None = _opt(None, "override subset_per_class for val [same as train]")
     seed: int = _opt(0, "seed for initialisation, data order and augmentation")
-    workers: int = _opt(4, "DataLoader worker processes (0: load in the main process)")
+    workers: int = _opt(
+        min(4, max(0, (os.cpu_count() or 1) - 1)),
+        "DataLoader worker processes (0: load in the main process) [one core is left for the model: "
+        "on 2 cores, more workers than 1 only compete with it]",
+    )
     device: str = _opt("auto", "auto (cuda, then mps, then cpu), cpu, cuda or mps")
     precision: str = _opt("auto", "auto: bf16 autocast on CUDA (fp16 + GradScaler where bf16 is slow), else fp32")
     compile: bool = _opt(False, "torch.compile the model (CUDA; first epoch is slower)")
-    aux: bool = _opt(True, "train with the two auxiliary classifiers (--no-aux removes them)")
+    # A boolean that is on by default is a --no-<name> flag, and its help says what that flag does.
+    aux: bool = _opt(True, "train without the two auxiliary classifiers (the paper trains with them)")
     aux_weight: float = _opt(0.3, "weight of each auxiliary loss (paper: 0.3)")
     label_smoothing: float = _opt(0.0, "label smoothing on every head (not in the paper; Inception v3 used 0.1)")
     batch_norm: bool = _opt(False, "BatchNorm after every conv (not in the paper; Ioffe & Szegedy 2015)")
-    lrn: bool = _opt(True, "LocalResponseNorm in the stem, as in the paper (--no-lrn drops it, as BN-Inception did)")
+    lrn: bool = _opt(True, "drop the stem's LocalResponseNorm (the paper has it; BN-Inception dropped it)")
     width: float = _opt(1.0, "multiply every channel count by this (1.0 is the paper's network)")
     schedule: str = _opt("cosine", "paper (x0.96 every 8 epochs), cosine (with warmup) or onecycle")
     lr: float = _opt(0.04, "peak learning rate (BVLC Caffe GoogLeNet: 0.01 at batch 32, scaled linearly)")
     momentum: float = _opt(0.9, "SGD momentum (paper: 0.9)")
     weight_decay: float = _opt(2e-4, "L2 weight decay on all parameters (BVLC Caffe GoogLeNet: 2e-4)")
     warmup_epochs: float = _opt(2.0, "linear warmup for the cosine schedule, in epochs (paper schedule: none)")
-    progress: bool = _opt(True, "tqdm progress bars when attached to a terminal (--no-progress hides them)")
+    progress: bool = _opt(True, "hide the progress bars (shown by default when attached to a terminal)")
 
     def __post_init__(self) -> None:
-        def positive_int(name: str, minimum: int = 1, optional: bool = False) -> None:
-            value = getattr(self, name)
-            if optional and value is None:
-                return
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"{name} must be an int >= {minimum}{' or None' if optional else ''}, got {value!r}")
-
-        def number(name: str, *, low: float = 0.0, low_open: bool = False, high: float = math.inf) -> None:
-            value = getattr(self, name)
-            ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-            if ok:
-                ok = (value > low if low_open else value >= low) and value <= high
-            if not ok:
-                bound = f"> {low}" if low_open else f">= {low}"
-                if high != math.inf:
-                    bound += f" and <= {high}"
-                raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-
-        def choice(name: str, options: Sequence[str]) -> None:
-            if getattr(self, name) not in options:
-                raise ValueError(f"{name} must be one of {', '.join(options)}; got {getattr(self, name)!r}")
-
         for name in ("epochs", "batch_size", "image_size"):
-            positive_int(name)
-        positive_int("workers", minimum=0)
-        positive_int("seed", minimum=0)
-        positive_int("subset_per_class", optional=True)
-        positive_int("val_subset_per_class", optional=True)
-        number("lr", low_open=True)
-        number("width", low_open=True)
-        number("momentum", high=1.0)
-        number("weight_decay")
-        number("aux_weight")
-        number("label_smoothing", high=0.99)
-        number("warmup_epochs")
-        choice("schedule", SCHEDULES)
-        choice("device", DEVICES)
-        choice("precision", PRECISIONS)
-        choice("dataset_size", tuple(gdata.IMAGENETTE_SIZES))
+            int_at_least(name, getattr(self, name), 1)
+        int_at_least("workers", self.workers, 0)
+        int_at_least("seed", self.seed, 0)
+        int_at_least("subset_per_class", self.subset_per_class, 1, optional=True)
+        int_at_least("val_subset_per_class", self.val_subset_per_class, 1, optional=True)
+        finite_number("lr", self.lr, low_open=True)
+        finite_number("width", self.width, low_open=True)
+        finite_number("momentum", self.momentum, high=1.0)
+        finite_number("weight_decay", self.weight_decay)
+        finite_number("aux_weight", self.aux_weight)
+        finite_number("label_smoothing", self.label_smoothing, high=0.99)
+        finite_number("warmup_epochs", self.warmup_epochs)
+        one_of("schedule", self.schedule, SCHEDULES)
+        one_of("device", self.device, DEVICES)
+        one_of("precision", self.precision, PRECISIONS)
+        one_of("dataset_size", self.dataset_size, tuple(gdata.IMAGENETTE_SIZES))
         if not self.out:
             raise ValueError("out must name a run folder, got an empty string")
 
@@ -170,10 +174,6 @@ class TrainConfig:
 # ------------------------------------------------------------ errors
 class TrainError(Exception):
     """A run that cannot start or continue; the message says why and what to do."""
-
-
-class CheckpointError(TrainError):
-    """A checkpoint is missing, unreadable or not a gnet checkpoint."""
 
 
 class ConfigMismatchError(TrainError, ValueError):
@@ -186,6 +186,14 @@ class DivergedError(TrainError):
 
 class TrainingInterrupted(TrainError):
     """Ctrl-C or SIGTERM: a checkpoint was saved, ``--resume`` continues."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+class RunInUseError(TrainError):
+    """Another process is writing to the run folder."""
 
 
 # ------------------------------------------------------------ schedule
@@ -213,58 +221,6 @@ def lr_factor(schedule: str, step: int, *, steps_per_epoch: int, total_steps: in
     raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}; got {schedule!r}")
 
 
-# ------------------------------------------------------------ devices
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigMismatchError("--device cuda was asked for, but torch sees no CUDA GPU (try --device cpu)")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigMismatchError("--device mps was asked for, but MPS is not available (try --device cpu)")
-    return torch.device(name)
-
-
-def _resolve_precision(name: str, device: torch.device) -> str:
-    if name == "auto":
-        if device.type != "cuda":
-            return "fp32"
-        # T4 and older GPUs emulate bf16 slowly; fp16 with a GradScaler is their fast path.
-        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
-    if name == "fp16" and device.type != "cuda":
-        raise ConfigMismatchError(f"--precision fp16 needs CUDA, the device is {device.type}")
-    if name == "bf16" and device.type == "mps":
-        raise ConfigMismatchError("--precision bf16 is not supported on MPS here; use fp32")
-    return name
-
-
-def _autocast(device: torch.device, precision: str):
-    if precision == "fp32":
-        return torch.autocast(device.type, enabled=False)
-    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-
-
-def device_name(device: torch.device) -> str:
-    """A readable name of the device, e.g. 'NVIDIA H100 80GB HBM3' or 'cpu: AMD EPYC ... (2 threads)'."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    if device.type == "mps":
-        return f"mps: {platform.machine()}"
-    processor = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    processor = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"cpu: {processor} ({torch.get_num_threads()} threads)"
-
-
 # ------------------------------------------------------------ model
 def build_model(config: TrainConfig, num_classes: int) -> gnet.GoogLeNet:
     """The paper's GoogLeNet with the config's switches (aux heads, BatchNorm, LRN, width)."""
@@ -275,13 +231,6 @@ def build_model(config: TrainConfig, num_classes: int) -> gnet.GoogLeNet:
         lrn=config.lrn,
         width=config.width,
     )
-
-
-def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks: Sequence[int] = (1, 5)) -> list[int]:
-    """How many rows have the target among their top k logits, for each k (k is capped at the class count)."""
-    top = logits.topk(min(max(ks), logits.shape[1]), dim=1).indices
-    hits = top == target[:, None]
-    return [int(hits[:, : min(k, logits.shape[1])].any(dim=1).sum()) for k in ks]
 
 
 # ------------------------------------------------------------ RNG
@@ -329,83 +278,21 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((python_state["version"], tuple(python_state["state"]), python_state["gauss"]))
 
 
-# ------------------------------------------------------------ files
-def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
-    """Write a temp file in the same folder, fsync, then os.replace: readers see the old or the new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+# ------------------------------------------------------------ run folder
+def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The per-epoch records of ``run_dir/metrics.jsonl``, in order."""
+    path = Path(run_dir) / METRICS_NAME
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
-    """Save ``state`` to ``path`` atomically (temp file in the same folder, fsync, os.replace)."""
-    _atomic_write(Path(path), lambda handle: torch.save(state, handle))
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a gnet checkpoint with ``weights_only=True``; else :class:`CheckpointError` naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for damaged files
-        raise CheckpointError(
-            f"checkpoint {path} is corrupt or not a torch file ({type(error).__name__}: {str(error)[:200]}). "
-            f"Delete it to start over, or use another --out."
-        ) from None
-    required = {
-        "format",
-        "model",
-        "optimizer",
-        "scheduler",
-        "scaler",
-        "epoch",
-        "batch",
-        "rng",
-        "config",
-        "history",
-    }
-    if not isinstance(state, dict) or not required <= set(state):
-        missing = sorted(required - set(state)) if isinstance(state, dict) else sorted(required)
-        raise CheckpointError(f"checkpoint {path} is not a gnet training checkpoint (missing {missing})")
-    if state["format"] != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"checkpoint {path} has format {state['format']}, this gnet reads {CHECKPOINT_FORMAT}")
-    return state
-
-
-def _config_differences(saved: dict[str, Any], requested: TrainConfig) -> list[str]:
-    wanted = dataclasses.asdict(requested)
-    return [
-        f"{name}: checkpoint {saved.get(name, '<missing>')!r}, requested {wanted[name]!r}"
-        for name in wanted
-        if name not in RESUME_MAY_CHANGE and saved.get(name, object()) != wanted[name]
-    ]
+def read_run_info(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """``run_dir/run.json``: config, device, versions, command, start time, resumes."""
+    return json.loads((Path(run_dir) / RUN_NAME).read_text())
 
 
 def _write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
-    text = "".join(json.dumps(record) + "\n" for record in history)
-    _atomic_write(path, lambda handle: handle.write(text), mode="w")
-
-
-def _write_json(path: Path, obj: dict[str, Any]) -> None:
-    _atomic_write(path, lambda handle: handle.write(json.dumps(obj, indent=2) + "\n"), mode="w")
+    text = "".join(json.dumps(record, allow_nan=False) + "\n" for record in history)
+    atomic_write(path, lambda handle: handle.write(text), mode="w")
 
 
 def _command_line() -> str:
@@ -455,12 +342,13 @@ class _StopRequest:
 
     def __init__(self) -> None:
         self.requested = False
+        self.signum: int = signal.SIGINT
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested, self.signum = True, signum
         print(
             f"\n{signal.Signals(signum).name}: saving a checkpoint after this step (again to abort).",
             file=sys.stderr,
@@ -478,314 +366,400 @@ class _StopRequest:
             signal.signal(signum, handler)
 
 
-# ------------------------------------------------------------ loops
-def _epoch_batches(
-    dataset: torch.utils.data.Dataset,
-    config: TrainConfig,
-    epoch: int,
-    steps: int,
-    start_batch: int,
-    device: torch.device,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    # The order is a function of (seed, epoch) only, so a resumed run deals the same batches.
-    generator = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch))
-    order = torch.randperm(len(dataset), generator=generator)[: steps * config.batch_size].tolist()
-    order = order[start_batch * config.batch_size :]
-    if not order:
-        return iter(())
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=config.batch_size,
-        sampler=order,
-        num_workers=config.workers,
-        generator=generator,  # worker seeds come from here: also a function of (seed, epoch)
-        pin_memory=device.type == "cuda",
-    )
-    return iter(loader)
+def _detach_worker(worker_id: int) -> None:
+    """Move a DataLoader worker into a process group of its own.
 
-
-def _to_device(images: torch.Tensor, targets: torch.Tensor, device: torch.device):
-    """Move a batch to ``device``; on CUDA, images go channels-last, which tensor cores prefer."""
-    images = images.to(device, non_blocking=True)
-    targets = targets.to(device, non_blocking=True)
-    if device.type == "cuda":
-        images = images.contiguous(memory_format=torch.channels_last)
-    return images, targets
-
-
-def evaluate(
-    model: nn.Module,
-    loader: torch.utils.data.DataLoader,
-    device: torch.device,
-    precision: str = "fp32",
-    *,
-    stop: _StopRequest | None = None,
-) -> dict[str, float] | None:
-    """Mean cross-entropy and top-1 / top-5 accuracy (fractions) of the main classifier; None if stopped."""
-    model.eval()
-    loss_sum, correct1, correct5, count = 0.0, 0, 0, 0
-    with torch.inference_mode():
-        for images, targets in loader:
-            images, targets = _to_device(images, targets, device)
-            with _autocast(device, precision):
-                logits = model(images)
-            logits = logits.float()
-            loss_sum += float(F.cross_entropy(logits, targets, reduction="sum"))
-            top1, top5 = topk_correct(logits, targets)
-            correct1, correct5, count = correct1 + top1, correct5 + top5, count + len(targets)
-            if stop is not None and stop.requested:
-                return None
-    return {"loss": loss_sum / count, "top1": correct1 / count, "top5": correct5 / count}
-
-
-def train(
-    config: TrainConfig,
-    *,
-    resume: bool = False,
-    _loss_hook: Callable[[int, int, torch.Tensor], torch.Tensor] | None = None,
-) -> list[dict[str, Any]]:
-    """Run (or with ``resume=True`` continue) training; return the per-epoch metrics, one dict per epoch.
-
-    Raises :class:`gnet.data.DataNotFoundError`, :class:`gnet.data.CorruptImageError`, or a
-    :class:`TrainError` subclass, each with a message meant for the user. ``_loss_hook(epoch, step, loss)``
-    may replace the loss (tests use it to inject a NaN).
+    Ctrl-C in a terminal and a batch scheduler's SIGTERM go to the whole process group. Without this they would kill
+    the workers mid-batch, and the main process would crash on a dead worker instead of saving a checkpoint. Out of
+    the group, only the main process hears them; it stops the workers itself, and they still exit if it dies.
     """
+    os.setpgid(0, 0)
+
+
+class _RunLock:
+    """An exclusive lock on ``RUN_DIR/.lock`` (``fcntl.flock``) for as long as a run writes to the folder.
+
+    The kernel releases it when the process ends, however it ends, so a killed run never leaves a stale lock.
+    The file holds the holder's pid and start time, for the message a second run gets.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / ".lock"
+        self._handle: Any = None
+
+    def __enter__(self) -> _RunLock:
+        import fcntl
+
+        self._created = not self.path.parent.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")  # noqa: SIM115 - held open for the whole run
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunInUseError(
+                f"{self.path.parent} is in use by {holder}: wait for that run to end, or choose another --out"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        handle.write(f"pid {os.getpid()} (started {started})\n")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # A run that stopped before writing anything leaves no empty folder behind (bad data, bad settings).
+        if self._created and {entry.name for entry in os.scandir(self.path.parent)} == {self.path.name}:
+            self.path.unlink()
+            self.path.parent.rmdir()
+        self._handle.close()  # closing releases the lock
+
+
+# ------------------------------------------------------------ the state of a run
+@dataclass
+class EpochTally:
+    """Running sums of the epoch in progress; they travel in a mid-epoch checkpoint."""
+
+    loss_sum: float = 0.0
+    correct: int = 0
+    count: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class Run:
+    """Everything a run needs, built by :func:`setup`; ``epoch`` and ``batch`` say where it stands."""
+
+    config: TrainConfig
+    device: torch.device
+    precision: str
+    train_ds: gdata.ImageFolderDataset
+    val_loader: torch.utils.data.DataLoader
+    model: gnet.GoogLeNet
+    forward: nn.Module  # the model, or its torch.compile wrapper
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    steps_per_epoch: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    epoch: int = 0  # epochs finished
+    batch: int = 0  # steps done in the epoch after that (0 at an epoch boundary)
+    tally: EpochTally = field(default_factory=EpochTally)
+    last_saved: str = ""  # where the newest checkpoint stands, for messages
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.config.out)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / CHECKPOINT_NAME
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of optimizer step ``step`` (0-based, counted over the whole run)."""
+        total = self.steps_per_epoch * self.config.epochs
+        warmup = min(total, round(self.config.warmup_epochs * self.steps_per_epoch))
+        factor = lr_factor(
+            self.config.schedule, step, steps_per_epoch=self.steps_per_epoch, total_steps=total, warmup_steps=warmup
+        )
+        return self.config.lr * factor
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """What ``last.pt`` holds: the network (rebuildable from the file alone) and the training state."""
+        return model_state(self.model, self.train_ds.classes, self.train_ds.class_names) | {
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "tally": dataclasses.asdict(self.tally),
+            "rng": _rng_state(),
+            "train_config": dataclasses.asdict(self.config),
+            "history": self.history,
+        }
+
+    def save(self) -> None:
+        save_checkpoint(self.checkpoint_path, self.checkpoint_state())
+        self.last_saved = _describe_position(self.epoch, self.batch)
+
+
+def _describe_position(epoch: int, batch: int) -> str:
+    return f"after epoch {epoch}" + (f" and {batch} steps of epoch {epoch + 1}" if batch else "")
+
+
+# ------------------------------------------------------------ set-up
+def _resume_point(config: TrainConfig, resume: bool) -> dict[str, Any] | None:
+    """The checkpoint to continue from (None for a fresh run), after checking that the two agree."""
     run_dir = Path(config.out)
     checkpoint_path = run_dir / CHECKPOINT_NAME
-    metrics_path = run_dir / METRICS_NAME
-    checkpoint = None
-    if resume:
-        if not checkpoint_path.exists():
-            raise CheckpointError(f"--resume: there is no checkpoint {checkpoint_path} to continue from")
-        checkpoint = load_checkpoint(checkpoint_path)
-        differences = _config_differences(checkpoint["config"], config)
-        if differences:
-            raise ConfigMismatchError(
-                f"--resume: the settings differ from those of the run in {run_dir}:\n  "
-                + "\n  ".join(differences)
-                + "\nRepeat the original command with --resume, or choose a new --out."
+    if not resume:
+        if checkpoint_path.exists():
+            raise CheckpointError(
+                f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out"
             )
-        if checkpoint["epoch"] >= config.epochs:
-            print(f"{run_dir}: all {config.epochs} epochs are done already.")
-            return list(checkpoint["history"])
-    elif checkpoint_path.exists() or metrics_path.exists():
-        raise CheckpointError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out")
+        _move_aside_leftovers(run_dir)
+        return None
+    if not checkpoint_path.exists():
+        raise CheckpointError(
+            f"--resume: there is no checkpoint {checkpoint_path} to continue from (run without --resume to start)"
+        )
+    checkpoint = read_checkpoint(checkpoint_path, training=True)
+    differences = _config_differences(checkpoint["train_config"], config)
+    if differences:
+        raise ConfigMismatchError(
+            f"--resume: the settings differ from those of the run in {run_dir}:\n  "
+            + "\n  ".join(differences)
+            + "\nRepeat the original command with --resume, or choose a new --out."
+        )
+    return checkpoint
 
-    device = _resolve_device(config.device)
-    precision = _resolve_precision(config.precision, device)
-    _seed_everything(config.seed)
 
+def _move_aside_leftovers(run_dir: Path) -> None:
+    """A run that failed before its first checkpoint left metrics.jsonl / run.json: keep them, out of the way."""
+    leftovers = [run_dir / name for name in (METRICS_NAME, RUN_NAME) if (run_dir / name).exists()]
+    if not leftovers:
+        return
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    aside = run_dir / f"abandoned-{stamp}"
+    aside.mkdir()
+    for path in leftovers:
+        path.rename(aside / path.name)
+    print(f"{run_dir} held no checkpoint, only the files of a run that never finished an epoch: moved to {aside}")
+
+
+def _check_out(config: TrainConfig) -> None:
+    out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigMismatchError(f"--out {out} is a file, not a run folder")
+
+
+def _config_differences(saved: dict[str, Any], requested: TrainConfig) -> list[str]:
+    wanted = dataclasses.asdict(requested)
+    return [
+        f"{name}: checkpoint {saved.get(name, '<missing>')!r}, requested {wanted[name]!r}"
+        for name in wanted
+        if name not in RESUME_MAY_CHANGE and saved.get(name, object()) != wanted[name]
+    ]
+
+
+def _datasets(config: TrainConfig) -> tuple[Path, gdata.ImageFolderDataset, gdata.ImageFolderDataset]:
     data_dir = gdata.resolve_data_dir(config.data_dir, config.dataset_size, config.download)
-    train_ds, val_ds = gdata.build_datasets(
-        data_dir,
-        config.image_size,
-        subset_per_class=config.subset_per_class,
-        seed=config.seed,
-        val_subset_per_class=config.val_subset_per_class,
-    )
+    try:
+        train_ds, val_ds = gdata.build_datasets(
+            data_dir,
+            config.image_size,
+            subset_per_class=config.subset_per_class,
+            seed=config.seed,
+            val_subset_per_class=config.val_subset_per_class,
+        )
+    except ValueError as error:  # train and val class folders differ
+        raise ConfigMismatchError(f"{data_dir}: {error}") from None
     if len(train_ds) == 0 or len(val_ds) == 0:
         raise gdata.DataNotFoundError(f"{data_dir}: no images in train/ or val/ ({len(train_ds)}, {len(val_ds)})")
+    if len(train_ds.classes) < 2:
+        raise ConfigMismatchError(f"{data_dir} has {len(train_ds.classes)} class: a classifier needs at least 2")
+    if config.batch_size > len(train_ds):
+        raise ConfigMismatchError(
+            f"batch_size {config.batch_size} is larger than the training set ({len(train_ds)} images): "
+            "no step would have a whole batch"
+        )
+    return data_dir, train_ds, val_ds
+
+
+def setup(config: TrainConfig, checkpoint: dict[str, Any] | None = None) -> Run:
+    """Device, data, model and optimizer for ``config``; restored from ``checkpoint`` when resuming."""
+    if config.batch_norm and config.batch_size < 2:
+        raise ConfigMismatchError("--batch-norm needs --batch-size >= 2: BatchNorm cannot normalise a batch of one")
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    _seed_everything(config.seed)
+    data_dir, train_ds, val_ds = _datasets(config)
     model = build_model(config, num_classes=len(train_ds.classes))
     if config.image_size < model.min_input_size:
         raise ConfigMismatchError(
             f"image_size {config.image_size} is too small: this GoogLeNet needs at least {model.min_input_size} px"
+            + _why_min_size(config, model, len(train_ds.classes))
         )
     if checkpoint is not None and list(checkpoint["classes"]) != list(train_ds.classes):
         raise ConfigMismatchError(
             f"--resume: {data_dir} has classes {train_ds.classes}, the checkpoint {checkpoint['classes']}"
         )
-
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    run = Run(
+        config=config,
+        device=device,
+        precision=precision,
+        train_ds=train_ds,
+        val_loader=torch.utils.data.DataLoader(
+            val_ds,
+            batch_size=config.batch_size,
+            num_workers=config.workers,
+            pin_memory=device.type == "cuda",
+            worker_init_fn=_detach_worker,
+        ),
+        model=model,
+        forward=torch.compile(model) if config.compile else model,
+        optimizer=torch.optim.SGD(
+            model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        ),
+        scaler=torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
+        # Whole batches only (the sampler below deals steps × batch images): BatchNorm never sees a batch of
+        # one, and every step has the same size.
+        steps_per_epoch=max(1, len(train_ds) // config.batch_size),
     )
-    # drop_last keeps BatchNorm away from a batch of one and every step the same size.
-    steps_per_epoch = max(1, len(train_ds) // config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    warmup_steps = min(total_steps, round(config.warmup_epochs * steps_per_epoch))
-
-    def schedule(step: int) -> float:
-        return lr_factor(
-            config.schedule,
-            step,
-            steps_per_epoch=steps_per_epoch,
-            total_steps=total_steps,
-            warmup_steps=warmup_steps,
-        )
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-
-    history: list[dict[str, Any]] = []
-    start_epoch, start_batch = 0, 0
-    partial = {"loss_sum": 0.0, "correct": 0, "count": 0, "seconds": 0.0}
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        scaler.load_state_dict(checkpoint["scaler"])
-        history = list(checkpoint["history"])
-        start_epoch, start_batch = int(checkpoint["epoch"]), int(checkpoint["batch"])
-        partial = dict(checkpoint["partial"])
-        _set_rng_state(checkpoint["rng"])
+        _restore(run, checkpoint)
+    _write_run_info(run, data_dir, len(val_ds))
+    return run
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_metrics(metrics_path, history)  # what the checkpoint knows, so the two never disagree
+
+def _why_min_size(config: TrainConfig, model: gnet.GoogLeNet, num_classes: int) -> str:
+    if not config.aux:
+        return ""
+    without = dataclasses.replace(model.config, aux_logits=False, init="torch")
+    return (
+        " (the paper's auxiliary heads pool 5×5/3 on the 4a map, which is 1/16 of the input; "
+        f"--no-aux needs only {gnet.GoogLeNet(without).min_input_size} px)"
+    )
+
+
+def _restore(run: Run, checkpoint: dict[str, Any]) -> None:
+    run.model.load_state_dict(checkpoint["model"])
+    run.optimizer.load_state_dict(checkpoint["optimizer"])
+    run.scaler.load_state_dict(checkpoint["scaler"])
+    run.history = list(checkpoint["history"])
+    run.epoch, run.batch = int(checkpoint["epoch"]), int(checkpoint["batch"])
+    run.tally = EpochTally(**checkpoint["tally"])
+    run.last_saved = _describe_position(run.epoch, run.batch)
+    _set_rng_state(checkpoint["rng"])
+
+
+def _write_run_info(run: Run, data_dir: Path, val_images: int) -> None:
+    """metrics.jsonl as the checkpoint knows it (so the two never disagree), and run.json."""
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    _write_metrics(run.run_dir / METRICS_NAME, run.history)
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    run_info_path = run_dir / RUN_NAME
-    if checkpoint is None or not run_info_path.exists():
-        run_info = {
-            "config": dataclasses.asdict(config),
-            "device": device_name(device),
-            "device_type": device.type,
-            "precision": precision,
+    path = run.run_dir / RUN_NAME
+    if run.last_saved and path.exists():
+        info = json.loads(path.read_text())
+        info.setdefault("resumed_at", []).append({"time": now, "epoch": run.epoch, "batch": run.batch})
+    else:
+        info = {
+            "config": dataclasses.asdict(run.config),
+            "model_config": dataclasses.asdict(run.model.config),
+            "device": device_name(run.device),
+            "device_type": run.device.type,
+            "precision": run.precision,
             "versions": _versions(),
             "threads": torch.get_num_threads(),
             "command": _command_line(),
             "git_commit": _git_commit(),
             "started_at": now,
             "data_dir": str(data_dir),
-            "train_images": len(train_ds),
-            "val_images": len(val_ds),
-            "classes": list(train_ds.classes),
-            "class_names": train_ds.class_names,
-            "parameters": sum(p.numel() for p in model.parameters()),
+            "train_images": len(run.train_ds),
+            "val_images": val_images,
+            "classes": list(run.train_ds.classes),
+            "class_names": run.train_ds.class_names,
+            "parameters": sum(p.numel() for p in run.model.parameters()),
             "resumed_at": [],
         }
-    else:
-        run_info = json.loads(run_info_path.read_text())
-        run_info.setdefault("resumed_at", []).append({"time": now, "epoch": start_epoch, "batch": start_batch})
-    _write_json(run_info_path, run_info)
+    write_json(path, info)
 
-    forward = torch.compile(model) if config.compile else model
-    val_loader = torch.utils.data.DataLoader(
-        val_ds,
+
+# ------------------------------------------------------------ one epoch
+def _epoch_batches(run: Run, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    # The order is a function of (seed, epoch) only, so a resumed run deals the same batches.
+    config = run.config
+    generator = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch))
+    order = torch.randperm(len(run.train_ds), generator=generator)[: run.steps_per_epoch * config.batch_size]
+    order = order.tolist()[run.batch * config.batch_size :]
+    if not order:
+        return iter(())
+    loader = torch.utils.data.DataLoader(
+        run.train_ds,
         batch_size=config.batch_size,
-        shuffle=False,
+        sampler=order,
         num_workers=config.workers,
-        pin_memory=device.type == "cuda",
+        generator=generator,  # worker seeds come from here: also a function of (seed, epoch)
+        pin_memory=run.device.type == "cuda",
+        worker_init_fn=_detach_worker,
+    )
+    return iter(loader)
+
+
+def _kept(run: Run) -> str:
+    if run.last_saved:
+        return f"the last good checkpoint {run.checkpoint_path} ({run.last_saved}) was kept"
+    return "no checkpoint had been saved yet"
+
+
+def _diverged(run: Run, loss_value: float, epoch: int, step: int, lr: float) -> DivergedError:
+    return DivergedError(
+        f"the loss is {loss_value} at epoch {epoch + 1}, step {step + 1} (learning rate {lr:.4g}); "
+        f"training stopped and {_kept(run)}. Try a smaller --lr or --batch-norm."
     )
 
-    def checkpoint_state(epoch: int, batch: int) -> dict[str, Any]:
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
-            "epoch": epoch,  # epochs finished
-            "batch": batch,  # steps done in the epoch after that (0 at an epoch boundary)
-            "partial": dict(partial),
-            "rng": _rng_state(),
-            "config": dataclasses.asdict(config),
-            "classes": list(train_ds.classes),
-            "history": history,
-        }
 
-    last_saved = "" if checkpoint is None else _describe_position(start_epoch, start_batch)
-
-    def stop_here(epoch: int, batch: int, where: str) -> TrainingInterrupted:
-        save_checkpoint(checkpoint_path, checkpoint_state(epoch, batch))
-        return TrainingInterrupted(
-            f"interrupted {where} of epoch {epoch + 1}; saved {checkpoint_path}. "
-            "Continue with the same command plus --resume."
-        )
-
-    print(
-        f"gnet-train: {len(train_ds)} train / {len(val_ds)} val images, {len(train_ds.classes)} classes, "
-        f"{steps_per_epoch} steps/epoch on {device_name(device)} ({precision}) -> {run_dir}",
-        flush=True,
-    )
-    with _StopRequest() as stop:
-        for epoch in range(start_epoch, config.epochs):
-            epoch_started = time.perf_counter()
-            model.train()
-            batches = _epoch_batches(train_ds, config, epoch, steps_per_epoch, start_batch, device)
-            progress = _progress(steps_per_epoch, start_batch, epoch, config)
-            last_lr = optimizer.param_groups[0]["lr"]
-            step_started = time.perf_counter()
-            for batch_index, (images, targets) in enumerate(batches, start=start_batch):
-                images, targets = _to_device(images, targets, device)
-                with _autocast(device, precision):
-                    output = forward(images)
-                    loss = gnet.googlenet_loss(
-                        output, targets, aux_weight=config.aux_weight, label_smoothing=config.label_smoothing
-                    )
-                if _loss_hook is not None:
-                    loss = _loss_hook(epoch, batch_index, loss)
-                loss_value = float(loss.detach())
-                if not math.isfinite(loss_value):
-                    progress.close()
-                    good = (
-                        f"the last good checkpoint {checkpoint_path} ({last_saved}) was kept"
-                        if last_saved
-                        else "no checkpoint had been saved yet"
-                    )
-                    raise DivergedError(
-                        f"the loss is {loss_value} at epoch {epoch + 1}, step {batch_index + 1} "
-                        f"(learning rate {optimizer.param_groups[0]['lr']:.4g}); "
-                        f"training stopped and {good}. "
-                        f"Try a smaller --lr or --batch-norm."
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                last_lr = optimizer.param_groups[0]["lr"]
-                scheduler.step()
-
-                partial["loss_sum"] += loss_value * len(targets)
-                partial["correct"] += topk_correct(output.logits.detach().float(), targets, (1,))[0]
-                partial["count"] += len(targets)
-                now_t = time.perf_counter()
-                partial["seconds"] += now_t - step_started
-                step_started = now_t
-                progress.update(1)
-                progress.set_postfix(loss=f"{loss_value:.3f}", lr=f"{last_lr:.3g}")
-                if stop.requested:
-                    progress.close()
-                    raise stop_here(epoch, batch_index + 1, f"at step {batch_index + 1}/{steps_per_epoch}")
-            progress.close()
-
-            val = evaluate(forward, val_loader, device, precision, stop=stop)
-            if val is None:
-                raise stop_here(epoch, steps_per_epoch, "during evaluation")
-            train_seconds = partial["seconds"]
-            record = {
-                "epoch": epoch + 1,
-                "train_loss": partial["loss_sum"] / partial["count"],
-                "train_top1": partial["correct"] / partial["count"],
-                "val_loss": val["loss"],
-                "val_top1": val["top1"],
-                "val_top5": val["top5"],
-                "lr": last_lr,
-                "images_per_s": partial["count"] / train_seconds if train_seconds > 0 else float("nan"),
-                "seconds": time.perf_counter() - epoch_started,
-            }
-            history.append(record)
-            start_batch = 0
-            partial = {"loss_sum": 0.0, "correct": 0, "count": 0, "seconds": 0.0}
-            save_checkpoint(checkpoint_path, checkpoint_state(epoch + 1, 0))
-            last_saved = _describe_position(epoch + 1, 0)
-            with open(metrics_path, "a") as handle:
-                handle.write(json.dumps(record) + "\n")
-            print(
-                f"epoch {epoch + 1}/{config.epochs}  train loss {record['train_loss']:.4f}  "
-                f"val loss {record['val_loss']:.4f}  val top-1 {100 * record['val_top1']:.1f} %  "
-                f"top-5 {100 * record['val_top5']:.1f} %  lr {last_lr:.4g}  "
-                f"{record['images_per_s']:.1f} img/s  {record['seconds']:.1f} s",
-                flush=True,
+def train_one_epoch(
+    run: Run,
+    epoch: int,
+    stop: _StopRequest,
+    loss_hook: Callable[[int, int, torch.Tensor], torch.Tensor] | None = None,
+) -> None:
+    """One pass over the training set, from ``run.batch`` on; a stop request saves a mid-epoch checkpoint."""
+    config, model = run.config, run.model
+    model.train()
+    progress = _progress(run.steps_per_epoch, run.batch, epoch, config)
+    step_started = time.perf_counter()
+    for images, targets in _epoch_batches(run, epoch):
+        step = run.batch
+        lr = run.lr_at(epoch * run.steps_per_epoch + step)
+        for group in run.optimizer.param_groups:  # a pure function of the step: nothing to checkpoint
+            group["lr"] = lr
+        images, targets = to_device(images, targets, run.device)
+        with autocast(run.device, run.precision):
+            output = run.forward(images)
+            loss = gnet.googlenet_loss(
+                output, targets, aux_weight=config.aux_weight, label_smoothing=config.label_smoothing
             )
-            if stop.requested:
-                raise TrainingInterrupted(f"interrupted after epoch {epoch + 1}; {checkpoint_path} is up to date.")
-    return history
+        if loss_hook is not None:
+            loss = loss_hook(epoch, step, loss)
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            progress.close()
+            raise _diverged(run, loss_value, epoch, step, lr)
+        run.optimizer.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+
+        tally = run.tally
+        tally.loss_sum += loss_value * len(targets)
+        tally.correct += topk_correct(output.logits.detach().float(), targets, (1,))[0]
+        tally.count += len(targets)
+        now = time.perf_counter()
+        tally.seconds += now - step_started
+        step_started = now
+        run.batch = step + 1
+        progress.update(1)
+        progress.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.3g}")
+        if stop.requested:
+            progress.close()
+            raise _stopped(run, f"at step {run.batch}/{run.steps_per_epoch}", stop.signum)
+    progress.close()
 
 
-def _describe_position(epoch: int, batch: int) -> str:
-    return f"after epoch {epoch}" + (f" and {batch} steps of epoch {epoch + 1}" if batch else "")
+def _stopped(run: Run, where: str, signum: int) -> TrainingInterrupted:
+    run.save()
+    return TrainingInterrupted(
+        f"interrupted {where} of epoch {run.epoch + 1}; saved {run.checkpoint_path}. "
+        "Continue with the same command plus --resume.",
+        signum,
+    )
 
 
 def _progress(total: int, initial: int, epoch: int, config: TrainConfig):
@@ -802,13 +776,135 @@ def _progress(total: int, initial: int, epoch: int, config: TrainConfig):
     )
 
 
+# ------------------------------------------------------------ the outline
+def _finish_epoch(run: Run, val: dict[str, float], started: float) -> dict[str, Any]:
+    """Record the epoch that just ended, checkpoint at the boundary, append its metrics line."""
+    tally = run.tally
+    record = {
+        "epoch": run.epoch + 1,
+        "train_loss": tally.loss_sum / tally.count,
+        "train_top1": tally.correct / tally.count,
+        "val_loss": val["loss"],
+        "val_top1": val["top1"],
+        "val_top5": val["top5"],
+        "lr": run.lr_at((run.epoch + 1) * run.steps_per_epoch - 1),  # the epoch's last step
+        "images_per_s": tally.count / tally.seconds if tally.seconds > 0 else None,  # JSON has no NaN
+        "seconds": time.perf_counter() - started,
+    }
+    run.history.append(record)
+    run.epoch, run.batch, run.tally = run.epoch + 1, 0, EpochTally()
+    run.save()
+    with open(run.run_dir / METRICS_NAME, "a") as handle:
+        handle.write(json.dumps(record, allow_nan=False) + "\n")
+    return record
+
+
+def _print_epoch(record: dict[str, Any], epochs: int) -> None:
+    print(
+        f"epoch {record['epoch']}/{epochs}  train loss {record['train_loss']:.4f}  "
+        f"val loss {record['val_loss']:.4f}  val top-1 {100 * record['val_top1']:.1f} %  "
+        f"top-5 {100 * record['val_top5']:.1f} %  lr {record['lr']:.4g}  "
+        f"{record['images_per_s'] or float('nan'):.1f} img/s  {record['seconds']:.1f} s",
+        flush=True,
+    )
+
+
+def train(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    _loss_hook: Callable[[int, int, torch.Tensor], torch.Tensor] | None = None,
+) -> list[dict[str, Any]]:
+    """Run (or with ``resume=True`` continue) training; return the per-epoch metrics, one dict per epoch.
+
+    Raises :class:`gnet.data.DataNotFoundError`, :class:`gnet.data.CorruptImageError`, or a
+    :class:`TrainError` / :class:`CheckpointError` subclass, each with a message meant for the user.
+    ``_loss_hook(epoch, step, loss)`` may replace the loss (tests use it to inject a NaN).
+    """
+    _check_out(config)
+    with _RunLock(Path(config.out)):
+        checkpoint = _resume_point(config, resume)
+        if checkpoint is not None and checkpoint["epoch"] >= config.epochs:
+            print(f"{config.out}: all {config.epochs} epochs are done already.")
+            return list(checkpoint["history"])
+        return _run(setup(config, checkpoint), _loss_hook)
+
+
+def _run(run: Run, loss_hook: Callable[[int, int, torch.Tensor], torch.Tensor] | None) -> list[dict[str, Any]]:
+    """The epochs that remain, each checkpointed as it ends (the folder is locked by the caller)."""
+    config, session_started = run.config, time.perf_counter()
+    print(
+        f"gnet-train: {len(run.train_ds)} train / {len(run.val_loader.dataset)} val images, "
+        f"{len(run.train_ds.classes)} classes, {run.steps_per_epoch} steps/epoch on {device_name(run.device)} "
+        f"({run.precision}) -> {run.run_dir}",
+        flush=True,
+    )
+    with _StopRequest() as stop:
+        for epoch in range(run.epoch, config.epochs):
+            started = time.perf_counter()
+            train_one_epoch(run, epoch, stop, loss_hook)
+            val = evaluate(run.forward, _evaluating(run), run.device, run.precision, stop=stop)
+            if val is None:
+                raise _stopped(run, "during evaluation", stop.signum)
+            if not math.isfinite(val["loss"]):
+                raise DivergedError(
+                    f"the validation loss is {val['loss']} after epoch {epoch + 1}; training stopped and "
+                    f"{_kept(run)}. Try a smaller --lr or --batch-norm."
+                )
+            _print_epoch(_finish_epoch(run, val, started), config.epochs)
+            if stop.requested:
+                raise TrainingInterrupted(
+                    f"interrupted after epoch {epoch + 1}; {run.checkpoint_path} is up to date.", stop.signum
+                )
+    _print_summary(run, time.perf_counter() - session_started)
+    return run.history
+
+
+def _evaluating(run: Run):
+    """The validation loader, with a progress bar on a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(
+        run.val_loader,
+        desc="evaluating",
+        disable=None if run.config.progress else True,
+        leave=False,
+        dynamic_ncols=True,
+        file=sys.stderr,
+    )
+
+
+def _print_summary(run: Run, seconds: float) -> None:
+    last = run.history[-1]
+    best = max(run.history, key=lambda m: m["val_top1"])
+    rates = [m["images_per_s"] for m in run.history if m["images_per_s"]]
+    print(
+        f"gnet-train: done. Last epoch {last['epoch']}: val top-1 {100 * last['val_top1']:.2f} %, "
+        f"top-5 {100 * last['val_top5']:.2f} %. Best epoch {best['epoch']}: top-1 {100 * best['val_top1']:.2f} %. "
+        f"{seconds:.0f} s in this session, {sum(rates) / max(1, len(rates)):.0f} images/s on average. "
+        f"Files: {run.run_dir / METRICS_NAME}, {run.run_dir / RUN_NAME}, {run.checkpoint_path}",
+        flush=True,
+    )
+
+
 # ------------------------------------------------------------ CLI
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except for on/off flags, whose help already says what they change."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI, one flag per :class:`TrainConfig` field plus ``--resume``."""
     parser = argparse.ArgumentParser(
         prog="gnet-train",
         description="Train GoogLeNet (Szegedy et al. 2015) on Imagenette or any train/, val/ class folders.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
+        epilog="exit codes: 0 done; 2 bad settings or data (one line says why); 3 the loss became NaN or infinite "
+        "(the last good checkpoint is kept); 130 Ctrl-C, 143 SIGTERM (a checkpoint was saved: --resume continues)",
     )
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     for spec in dataclasses.fields(TrainConfig):
@@ -862,7 +958,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     try:
         train(config, resume=args.resume)
-    except (gdata.DataNotFoundError, gdata.CorruptImageError, CheckpointError, ConfigMismatchError) as error:
+    except (
+        gdata.DataNotFoundError,
+        gdata.CorruptImageError,
+        CheckpointError,
+        ConfigMismatchError,
+        DeviceError,
+        RunInUseError,
+    ) as error:
         print(f"gnet-train: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_ERROR
     except DivergedError as error:
@@ -870,7 +973,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_DIVERGED
     except TrainingInterrupted as error:
         print(f"gnet-train: {error}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if error.signum == signal.SIGTERM else EXIT_INTERRUPTED
+    except OSError as error:  # a full disk, a read-only folder, ...: what failed, and where
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"gnet-train: error: cannot write the run: {error.strerror or error}{where}", file=sys.stderr)
+        return EXIT_ERROR
     return EXIT_OK
 
 

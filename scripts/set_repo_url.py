@@ -6,7 +6,8 @@ _config.yml, run:
 
     python scripts/set_repo_url.py
 
-tests/test_book.py fails while the two disagree.
+tests/test_book.py fails while the two disagree. gnet/weights.py carries it too (a wheel downloads the book's
+weights from the repository); tests/test_weights.py checks that one.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL_URL = re.compile(r"gnet @ git\+(?P<url>[^@\"']+)@main")
+WEIGHTS_URL = re.compile(r'^REPOSITORY_URL = "[^"]*"$', re.MULTILINE)  # where a wheel downloads the weights
 
 
 def repository_url(root: Path = ROOT) -> str:
@@ -37,7 +39,13 @@ def main() -> int:
             json.loads(updated)  # the URL has no quotes or backslashes, so the JSON stays valid
             path.write_text(updated)
             changed += 1
-    print(f"repository.url = {url}; updated {changed} notebook(s)")
+    weights = ROOT / "gnet" / "weights.py"
+    text = weights.read_text()
+    updated = WEIGHTS_URL.sub(f'REPOSITORY_URL = "{url}"', text)
+    if updated != text:
+        weights.write_text(updated)
+        changed += 1
+    print(f"repository.url = {url}; updated {changed} file(s)")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""MAC and parameter counting: fvcore measurements, closed forms, and the paper's Table 1."""
+"""MAC, parameter and depth counting: fvcore measurements, closed forms, and the paper's Table 1."""
 
 from __future__ import annotations
 
@@ -7,18 +7,24 @@ import random
 
 import pytest
 import torch
+from torch import nn
 
 import gnet
 from gnet.analysis import (
+    LayerCount,
     conv_counts,
+    count_layers,
     count_macs,
     count_params,
     inception_counts,
+    meta_forward,
     model_summary,
     naive_inception_counts,
+    spec_counts,
     table1_comparison,
+    table1_layer_count,
 )
-from gnet.table1 import TABLE1
+from gnet.table1 import PAPER_DEPTH, TABLE1
 
 
 @pytest.fixture(scope="module")
@@ -117,8 +123,17 @@ def test_inception_closed_form_equals_fvcore_and_parameter_count(cin, c1, c2, c3
 @pytest.mark.parametrize("batch_norm", [False, True])
 def test_closed_form_parameters_with_batchnorm(batch_norm):
     spec = gnet.INCEPTION_SPECS["inception4c"]
-    block = gnet.Inception(*spec, batch_norm=batch_norm)
-    assert inception_counts(*spec, 14, 14, batch_norm=batch_norm).params == count_params(block)
+    block = gnet.Inception.from_spec(spec, batch_norm=batch_norm)
+    assert spec_counts(spec, 14, 14, batch_norm=batch_norm).params == count_params(block)
+
+
+def test_spec_counts_are_inception_counts_of_the_block_the_spec_describes():
+    spec = gnet.INCEPTION_SPECS["inception3a"]
+    assert spec_counts(spec, 28, 28) == inception_counts(192, 64, (96, 128), (16, 32), 32, 28, 28)
+    assert spec_counts(spec, 28, 28).macs == count_macs(gnet.Inception.from_spec(spec), (1, 192, 28, 28)).total
+    assert spec_counts(spec, 28, 28, branch3_kernel=3) == inception_counts(
+        192, 64, (96, 128), (16, 32), 32, 28, 28, branch3_kernel=3
+    )
 
 
 @pytest.mark.parametrize(
@@ -155,6 +170,45 @@ def test_table1_comparison_flags_exactly_the_known_errata():
     assert sum(r["measured_params"] for r in rows.values()) == 6_998_552
 
 
+# -- depth: layers with parameters along the deepest path ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"aux_logits": False}, gnet.TORCHVISION_CONFIG, {"num_classes": 10, "width": 0.5}]
+)
+def test_googlenet_is_22_layers_deep_with_parameters_and_27_with_pooling(kwargs):
+    assert count_layers(gnet.googlenet(**kwargs)) == LayerCount(22, 27)
+
+
+def test_table1_depth_column_adds_up_to_22_and_27_with_its_five_pooling_rows():
+    assert table1_layer_count() == LayerCount(22, 27)
+
+
+def test_layer_count_leaves_the_model_and_its_mode_untouched():
+    model = gnet.googlenet().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    count_layers(model)
+    assert model.training
+    assert all(torch.equal(before[k], v) and v.device.type == "cpu" for k, v in model.state_dict().items())
+
+
+def test_parallel_branches_count_once_and_a_chain_counts_every_layer():
+    block = gnet.Inception(16, 4, (4, 8), (2, 4), 4)
+    chain = nn.Sequential(nn.Conv2d(3, 16, 3), nn.MaxPool2d(2), block, nn.Conv2d(20, 8, 1))
+    assert count_layers(chain, (1, 3, 16, 16)) == LayerCount(1 + 2 + 1, 1 + 1 + 2 + 1)
+
+
+def test_table1_layer_count_reads_the_paper_depth_of_the_classifier():
+    assert table1_layer_count().with_params == PAPER_DEPTH["fc"] == sum(row.depth for row in TABLE1) == 22
+
+
+def test_meta_forward_gives_shapes_without_touching_the_models_tensors():
+    model = gnet.googlenet(num_classes=10).train()
+    out = meta_forward(model, (2, 3, 224, 224))
+    assert out.device.type == "meta" and tuple(out.shape) == (2, 10)
+    assert model.training and all(p.device.type == "cpu" for p in model.parameters())
+
+
 def test_paper_ops_column_sums_to_about_1_5_billion():
     assert sum(r.paper_macs or 0 for r in TABLE1) == 1_502e6
 
@@ -175,6 +229,10 @@ def test_model_summary_reports_total_parameters():
         (lambda: count_params(None), "module must be a torch.nn.Module, got NoneType"),
         (lambda: conv_counts(0, 1, 1, 1, 1), "in_channels must be a positive int, got 0"),
         (lambda: conv_counts(3, 1, 2.0, 1, 1), "kernel must be a positive int, got 2.0"),
+        (lambda: spec_counts((192, 64, 96, 128, 16, 32, 32), 28, 28), "spec must be a gnet.table1.InceptionSpec"),
+        (lambda: count_layers("googlenet"), "model must be a torch.nn.Module, got str"),
+        (lambda: count_layers(gnet.googlenet(), (3, 224, 224)), r"input_size must be \(N, C, H, W\)"),
+        (lambda: count_layers(gnet.googlenet(), (1, 3, 0, 224)), r"input_size\[2\] must be a positive int"),
     ],
 )
 def test_bad_arguments_raise_value_error(call, message):

@@ -7,8 +7,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import gnet
-from gnet.analysis import conv_counts, count_macs, count_params, inception_counts, naive_inception_counts
-from gnet.modules_plots import measure_stack, naive_stack, plot_branch_macs, plot_stacks, reduced_stack
+from gnet.analysis import conv_counts, count_macs, count_params, inception_counts, naive_inception_counts, spec_counts
+from gnet.book.stacks import measure_stack, naive_stack, plot_branch_macs, plot_stacks, reduced_stack
 from gnet.table1 import INCEPTION_SPECS
 
 SPEC_3A = INCEPTION_SPECS["inception3a"]
@@ -45,7 +45,7 @@ def test_naive_module_on_28x28x192_concatenates_to_416_channels():
 
 
 def test_module_with_reductions_outputs_256_channels():
-    block = gnet.Inception(*SPEC_3A)
+    block = gnet.Inception.from_spec(SPEC_3A)
     with torch.no_grad():
         out = block(torch.randn(INPUT_3A))
     assert out.shape == (1, 256, 28, 28) and block.out_channels == 256
@@ -106,23 +106,27 @@ def test_direct_5x5_branch_costs_120422400_macs_by_fvcore_and_closed_form():
 
 
 def test_reduced_5x5_branch_costs_12443648_macs_by_fvcore_and_closed_form():
-    branch = gnet.Inception(*SPEC_3A).branch3
+    branch = gnet.Inception.from_spec(SPEC_3A).branch3
     closed = conv_counts(192, 16, 1, 28, 28)[0] + conv_counts(16, 32, 5, 28, 28)[0]
     assert count_macs(branch, INPUT_3A).total == closed == 12_443_648
-    assert inception_counts(*SPEC_3A, 28, 28).branch_macs["branch3"] == 12_443_648
+    assert spec_counts(SPEC_3A, 28, 28).branch_macs["branch3"] == 12_443_648
 
 
 def test_inception3a_totals_128049152_macs_163328_weights_and_163696_parameters():
-    block = gnet.Inception(*SPEC_3A)
+    block = gnet.Inception.from_spec(SPEC_3A)
     weights = sum(p.numel() for name, p in block.named_parameters() if name.endswith("weight"))
-    assert count_macs(block, INPUT_3A).total == inception_counts(*SPEC_3A, 28, 28).macs == 128_049_152
+    assert count_macs(block, INPUT_3A).total == spec_counts(SPEC_3A, 28, 28).macs == 128_049_152
     assert weights == 163_328
-    assert count_params(block) == inception_counts(*SPEC_3A, 28, 28).params == 163_696
+    assert count_params(block) == spec_counts(SPEC_3A, 28, 28).params == 163_696
 
 
 @pytest.mark.parametrize(
     "module",
-    [gnet.NaiveInception(192, 64, 128, 32).branch3, gnet.Inception(*SPEC_3A), gnet.NaiveInception(192, 64, 128, 32)],
+    [
+        gnet.NaiveInception(192, 64, 128, 32).branch3,
+        gnet.Inception.from_spec(SPEC_3A),
+        gnet.NaiveInception(192, 64, 128, 32),
+    ],
     ids=["direct 5x5 branch", "inception3a", "naive module"],
 )
 def test_flop_counter_mode_reports_exactly_twice_fvcore(module):
@@ -130,7 +134,7 @@ def test_flop_counter_mode_reports_exactly_twice_fvcore(module):
 
 
 def test_fvcore_counts_batch_norm_at_two_per_value_and_count_macs_keeps_it_out_of_the_total():
-    measured = count_macs(gnet.Inception(*SPEC_3A, batch_norm=True), INPUT_3A)
+    measured = count_macs(gnet.Inception.from_spec(SPEC_3A, batch_norm=True), INPUT_3A)
     assert measured.by_operator["batch_norm"] == 2 * (64 + 96 + 128 + 16 + 32 + 32) * 28 * 28 == 577_024
     assert measured.total == 128_049_152
 

@@ -1,4 +1,4 @@
-"""Tests for gnet.correlation: the measurements behind chapter 2 (sparse correlation structure)."""
+"""Tests for gnet.book.correlation: the measurements behind the chapter "Why go wide" (sparse correlations)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from scipy.ndimage import gaussian_filter
 from torch import nn
 
-from gnet import correlation as corr
+from gnet.book import correlation as corr
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +159,7 @@ def test_correlation_length_interpolates_and_reports_inf_when_never_reached():
     [
         (lambda: corr.correlation_vs_distance(np.zeros(10), 2), r"shape \(H, W\) or \(C, H, W\)"),
         (lambda: corr.correlation_vs_distance(np.ones((20, 20)), 2), "constant channel"),
-        (lambda: corr.correlation_vs_distance(np.eye(20), 0), "max_distance to be an int >= 1"),
+        (lambda: corr.correlation_vs_distance(np.eye(20), 0), "max_distance must be a positive int, got 0"),
         (lambda: corr.correlation_vs_distance(np.eye(20), 19), "max_distance < 19"),
         (lambda: corr.correlation_vs_distance(np.full((4, 4), np.nan), 1), "finite"),
         (lambda: corr.correlation_length(np.ones(5), threshold=1.5), "threshold"),
@@ -270,12 +270,14 @@ def test_timing_covers_every_sparsity_and_layout_and_finds_the_crossover():
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: corr.random_sparse_matrix(0, 0.5), "n to be an int >= 1"),
+        (lambda: corr.random_sparse_matrix(0, 0.5), "n must be a positive int, got 0"),
         (lambda: corr.random_sparse_matrix(4, 1.0), r"sparsity .* in \[0, 1\)"),
         (lambda: corr.sparse_matmul(torch.ones(3, 4), torch.ones(3, 4), "csr"), "matching inner size"),
         (lambda: corr.sparse_matmul(torch.ones(3, 3), torch.ones(3, 4), "bsr"), "layout"),
         (lambda: corr.time_dense_vs_sparse(8, ()), "one or more sparsities"),
         (lambda: corr.time_dense_vs_sparse(8, (0.5,), layouts=("dense",)), "layouts from"),
+        (lambda: corr.time_dense_vs_sparse(8, (0.5,), columns=0), "columns must be a positive int, got 0"),
+        (lambda: corr.time_dense_vs_sparse(8, (0.5,), min_run_time=0), "min_run_time must be a finite number > 0"),
         (lambda: corr.crossover_sparsity([]), "non-empty"),
     ],
 )

@@ -14,11 +14,12 @@ from PIL import Image
 from torchvision import transforms
 
 from gnet import data as gdata
+from gnet.testing import make_fixture_dataset
 
 
 @pytest.fixture(scope="module")
 def fixture_root(tmp_path_factory) -> Path:
-    return gdata.make_fixture_dataset(tmp_path_factory.mktemp("fixture"), num_classes=3, per_split=4)
+    return make_fixture_dataset(tmp_path_factory.mktemp("fixture"), num_classes=3, per_split=4)
 
 
 def test_imagenette_classes_are_torchvisions_in_sorted_wnid_order():
@@ -42,8 +43,8 @@ def test_fixture_writes_real_image_files_in_the_imagenette_layout(fixture_root):
 
 
 def test_fixture_is_deterministic(tmp_path):
-    a = gdata.make_fixture_dataset(tmp_path / "a", num_classes=2, per_split=2, seed=3)
-    b = gdata.make_fixture_dataset(tmp_path / "b", num_classes=2, per_split=2, seed=3)
+    a = make_fixture_dataset(tmp_path / "a", num_classes=2, per_split=2, seed=3)
+    b = make_fixture_dataset(tmp_path / "b", num_classes=2, per_split=2, seed=3)
     for path in sorted(a.rglob("*.JPEG")):
         assert path.read_bytes() == (b / path.relative_to(a)).read_bytes()
 

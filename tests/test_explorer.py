@@ -13,18 +13,17 @@ from pathlib import Path
 import pytest
 
 import gnet
-from gnet.analysis import count_macs, count_params, inception_counts
-from gnet.explorer import (
+from gnet.analysis import count_macs, count_params, inception_counts, spec_counts
+from gnet.book.explorer import (
     FORMULA_BEGIN,
     FORMULA_END,
-    WIDTH_FIELDS,
+    WIDTH_LABELS,
     inception_sliders,
     measure_inception,
-    spec_from_widths,
-    spec_widths,
     static_explorer_html,
 )
-from gnet.table1 import INCEPTION_SPECS, InceptionSpec
+from gnet.model import BRANCH_NAMES
+from gnet.table1 import INCEPTION_SPECS, WIDTH_FIELDS, InceptionSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC_3A = INCEPTION_SPECS["inception3a"]
@@ -47,7 +46,7 @@ def grid_of_configurations(n: int = 60, seed: int = 0) -> list[dict]:
         widths = {name: rng.choice([1, 2, rng.randint(1, 64), rng.randint(1, 256)]) for name in WIDTH_FIELDS}
         configs.append(
             {
-                "spec": spec_from_widths(in_channels, widths),
+                "spec": InceptionSpec(in_channels, **widths),
                 "height": rng.choice([7, 8, 14, 28]),
                 "width": rng.choice([7, 9, 14]),
                 "branch3_kernel": rng.choice([3, 5]),
@@ -60,18 +59,13 @@ GRID = grid_of_configurations()
 
 
 def js_config(config: dict, *, bias: bool = True) -> dict:
+    """The formula's input: the InceptionSpec's fields under their Python names, and the map and branch 3."""
     spec: InceptionSpec = config["spec"]
     return {
-        "inChannels": spec.in_channels,
-        "c1": spec.c1,
-        "c2Reduce": spec.c2[0],
-        "c2Out": spec.c2[1],
-        "c3Reduce": spec.c3[0],
-        "c3Out": spec.c3[1],
-        "c4": spec.c4,
+        **spec._asdict(),
         "height": config["height"],
         "width": config["width"],
-        "branch3Kernel": config["branch3_kernel"],
+        "branch3_kernel": config["branch3_kernel"],
         "bias": bias,
     }
 
@@ -118,18 +112,18 @@ def test_js_formula_equals_fvcore_and_count_params_on_every_configuration_of_the
     mismatches = []
     for config, js in zip(GRID, results, strict=True):
         spec = config["spec"]
-        block = gnet.Inception(*spec, branch3_kernel=config["branch3_kernel"])
+        block = gnet.Inception.from_spec(spec, branch3_kernel=config["branch3_kernel"])
         measured = count_macs(block, (1, spec.in_channels, config["height"], config["width"]))
         expected = {
             "macs": measured.total,
             "params": count_params(block),
-            "outChannels": block.out_channels,
-            "branches": {name: measured.by_module[name] for name in ("branch1", "branch2", "branch3", "branch4")},
+            "out_channels": block.out_channels,
+            "branches": {name: measured.by_module[name] for name in BRANCH_NAMES},
         }
         got = {
             "macs": js["macs"],
             "params": js["params"],
-            "outChannels": js["outChannels"],
+            "out_channels": js["out_channels"],
             "branches": {name: b["macs"] for name, b in js["branches"].items()},
         }
         if got != expected:
@@ -141,10 +135,10 @@ def test_js_formula_equals_the_python_closed_form_with_and_without_biases(page_h
     for bias in (True, False):
         results = run_formula_in_node(page_html, [js_config(c, bias=bias) for c in GRID])
         for config, js in zip(GRID, results, strict=True):
-            closed = inception_counts(
-                *config["spec"], config["height"], config["width"], branch3_kernel=config["branch3_kernel"], bias=bias
+            closed = spec_counts(
+                config["spec"], config["height"], config["width"], branch3_kernel=config["branch3_kernel"], bias=bias
             )
-            assert (js["macs"], js["params"], js["outChannels"]) == (closed.macs, closed.params, closed.out_channels)
+            assert (js["macs"], js["params"], js["out_channels"]) == (closed.macs, closed.params, closed.out_channels)
             assert {name: b["params"] for name, b in js["branches"].items()} == closed.branch_params
 
 
@@ -152,7 +146,7 @@ def test_js_formula_gives_the_papers_inception3a_numbers(page_html):
     (js,) = run_formula_in_node(
         page_html, [js_config({"spec": SPEC_3A, "height": 28, "width": 28, "branch3_kernel": 5})]
     )
-    assert (js["macs"], js["params"], js["outChannels"]) == (128_049_152, 163_696, 256)
+    assert (js["macs"], js["params"], js["out_channels"]) == (128_049_152, 163_696, 256)
     assert js["branches"]["branch3"]["macs"] == 12_443_648
 
 
@@ -168,7 +162,8 @@ def test_explorer_html_is_self_contained_with_no_network_references(page_html):
 
 
 def test_explorer_html_has_a_range_input_per_width_starting_at_the_papers_value(page_html):
-    for name, value in spec_widths(SPEC_3A).items():
+    for name in WIDTH_FIELDS:
+        value = getattr(SPEC_3A, name)
         assert re.search(rf'<input type="range" id="test-explorer-{name}" data-width="{name}" min="1" max="256" '
                          rf'step="1" value="{value}"', page_html), name  # fmt: skip
 
@@ -189,6 +184,7 @@ def test_each_explorer_on_a_page_gets_its_own_element_id():
     ("kwargs", "message"),
     [
         ({"defaults": (192, 64, (96, 128), (16, 32), 32)}, "InceptionSpec"),
+        ({"defaults": SPEC_3A._replace(pool_proj=0)}, "defaults.pool_proj must be a positive int, got 0"),
         ({"height": 0}, "height"),
         ({"branch3_kernel": 4}, "odd"),
         ({"max_width": 100}, "widest default"),
@@ -200,13 +196,12 @@ def test_static_explorer_rejects_bad_arguments_with_a_clear_message(kwargs, mess
         static_explorer_html(**kwargs)
 
 
-def test_spec_widths_and_spec_from_widths_round_trip_and_reject_missing_widths():
-    for spec in INCEPTION_SPECS.values():
-        assert spec_from_widths(spec.in_channels, spec_widths(spec)) == spec
-    with pytest.raises(ValueError, match="exactly the keys"):
-        spec_from_widths(192, {"c1": 64})
-    with pytest.raises(ValueError, match="c4"):
-        spec_from_widths(192, {**spec_widths(SPEC_3A), "c4": 0})
+def test_explorer_widths_are_the_inception_spec_fields_labelled_with_table1_column_headers(page_html):
+    fields = ["n1x1", "n3x3_reduce", "n3x3", "n5x5_reduce", "n5x5", "pool_proj"]
+    assert list(WIDTH_LABELS) == list(WIDTH_FIELDS) == list(InceptionSpec._fields[1:]) == fields
+    assert list(WIDTH_LABELS.values()) == ["#1×1", "#3×3 reduce", "#3×3", "#5×5 reduce", "#5×5", "pool proj"]
+    assert re.findall(r'<input type="range" id="[^"]+" data-width="([^"]+)"', page_html) == list(WIDTH_FIELDS)
+    assert f"var defaults = {json.dumps({name: getattr(SPEC_3A, name) for name in WIDTH_FIELDS})};" in page_html
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -228,7 +223,7 @@ def test_sliders_measure_every_move_with_fvcore_and_time_it():
     pytest.importorskip("ipywidgets")
     sliders = inception_sliders(SPEC_3A, 28, 28)
     assert sliders.reference.macs == 128_049_152
-    sliders.set_widths(c3_reduce=192, c4=64)
+    sliders.set_widths(n5x5_reduce=192, pool_proj=64)
     expected = inception_counts(192, 64, (96, 128), (192, 32), 64, 28, 28)
     assert (sliders.last.macs, sliders.last.params, sliders.last.out_channels) == (
         expected.macs,
@@ -238,7 +233,7 @@ def test_sliders_measure_every_move_with_fvcore_and_time_it():
     assert len(sliders.latencies_ms) == 2 and sliders.median_latency_ms() > 0
     assert f"{expected.macs:,}" in sliders.output.value
     with pytest.raises(ValueError, match="unknown widths"):
-        sliders.set_widths(c5=3)
+        sliders.set_widths(c4=3)  # the Inception constructor's name, not the spec's
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -326,14 +321,14 @@ def test_moving_a_slider_in_chromium_updates_macs_params_and_channels_from_the_c
     shots = screenshot_dir(tmp_path)
     page.locator(root).screenshot(path=str(shots / "explorer-before.png"))
 
-    page.locator(f"{root}-c3_reduce").fill("192")  # a "reduction" that keeps all 192 channels
-    page.locator(f"{root}-c4").fill("64")
+    page.locator(f"{root}-n5x5_reduce").fill("192")  # a "reduction" that keeps all 192 channels
+    page.locator(f"{root}-pool_proj").fill("64")
     expected = inception_counts(192, 64, (96, 128), (192, 32), 64, 28, 28)
     assert shown(page, root, "macs").startswith(f"{expected.macs:,} (")
     assert shown(page, root, "params").startswith(f"{expected.params:,} (")
     assert shown(page, root, "out-channels") == f"{expected.out_channels:,}"
     assert shown(page, root, "ratio-macs") == f"×{expected.macs / 128_049_152:.2f}"
-    assert page.inner_text(f'{root} output[data-width="c3_reduce"]') == "192"
+    assert page.inner_text(f'{root} output[data-width="n5x5_reduce"]') == "192"
     page.locator(root).screenshot(path=str(shots / "explorer-after.png"))
 
     page.click(f'{root} button[data-action="reset"]')
@@ -357,7 +352,7 @@ def test_built_chapter_4_page_has_a_working_explorer_and_no_frozen_sliders(brows
     root = "#" + explorer.get_attribute("id")
     before = shown(page, root, "macs")
     assert before.startswith("128,049,152")
-    page.locator(f'{root} input[data-width="c3_reduce"]').fill("64")
+    page.locator(f'{root} input[data-width="n5x5_reduce"]').fill("64")
     assert shown(page, root, "macs") != before
     explorer.screenshot(path=str(screenshot_dir(tmp_path) / "explorer-built-page.png"))
     # The kernel-backed ipywidgets panel is removed from the static page instead of being shown frozen.

@@ -11,10 +11,8 @@ import torch
 from torch import nn
 
 import gnet
-from gnet.gradients import (
-    AUX_TAPS,
+from gnet.book.gradients import (
     MAIN_PATH,
-    PAPER_DEPTH,
     compare_aux_gradients,
     count_forward_calls,
     depth_order,
@@ -22,8 +20,9 @@ from gnet.gradients import (
     plot_aux_ratio,
     plot_gradient_norms,
     track_aux_gradients,
-    xavier_reinit_,
 )
+from gnet.model import AUX_TAPS, init_weights_
+from gnet.table1 import PAPER_DEPTH
 
 matplotlib.use("Agg")
 
@@ -73,7 +72,7 @@ def test_layers_above_4d_get_exactly_the_same_gradient_with_and_without_aux_loss
 
 
 def test_aux_losses_leave_the_gradients_of_every_parameter_above_4d_bit_identical(batch):
-    # The same fact with plain autograd and no gnet.gradients at all: two forward passes, same seed.
+    # The same fact with plain autograd and no gnet.book.gradients at all: two forward passes, same seed.
     model = tiny_model()
     grads = []
     for aux_weight in (0.0, 0.3):
@@ -280,11 +279,12 @@ def test_forward_call_counter_removes_its_hooks(batch):
 # -- initialisation -------------------------------------------------------------------------------------------
 
 
-def test_xavier_reinit_halves_the_weight_variance_of_hidden_layers_and_keeps_classifiers():
+def test_xavier_init_halves_the_weight_variance_of_hidden_layers_and_keeps_classifiers():
+    # The chapter on auxiliary classifiers re-initialises a He-initialised network so, to compare gradient flow.
     torch.manual_seed(0)
     model = gnet.googlenet(num_classes=10, width=0.5)
     he_std = model.inception5b.branch1.conv.weight.std().item()
-    xavier_reinit_(model)
+    assert init_weights_(model, "xavier") is model
     weight = model.inception5b.branch1.conv.weight
     fan_in = weight[0].numel()
     assert weight.std().item() == pytest.approx(math.sqrt(1 / fan_in), rel=0.05)

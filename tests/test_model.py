@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torchvision
@@ -36,11 +38,11 @@ def test_each_inception_block_is_built_from_table1(name):
     block = getattr(gnet.googlenet(), name)
     assert block.in_channels == spec.in_channels
     assert block.out_channels == spec.out_channels
-    assert block.branch1.conv.out_channels == spec.c1
-    assert (block.branch2[0].conv.out_channels, block.branch2[1].conv.out_channels) == spec.c2
-    assert (block.branch3[0].conv.out_channels, block.branch3[1].conv.out_channels) == spec.c3
+    assert block.branch1.conv.out_channels == spec.n1x1
+    assert (block.branch2[0].conv.out_channels, block.branch2[1].conv.out_channels) == (spec.n3x3_reduce, spec.n3x3)
+    assert (block.branch3[0].conv.out_channels, block.branch3[1].conv.out_channels) == (spec.n5x5_reduce, spec.n5x5)
     assert block.branch3[1].conv.kernel_size == (5, 5)  # a real 5×5, unlike torchvision's
-    assert block.branch4[1].conv.out_channels == spec.c4
+    assert block.branch4[1].conv.out_channels == spec.pool_proj
 
 
 def test_feature_shapes_at_224_follow_table1():
@@ -126,6 +128,72 @@ def test_forward_features_and_head_compose_to_forward_in_eval():
         assert torch.equal(model.forward_head(features), model(x))
 
 
+def test_pre_logits_are_the_pooled_features_the_classifier_reads():
+    model = gnet.googlenet(num_classes=7, width=0.25).eval()
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        features = model.forward_features(x)
+        pooled = model.forward_head(features, pre_logits=True)
+        assert pooled.shape == (2, model.num_features)
+        assert torch.allclose(pooled, features.mean(dim=(2, 3)), atol=1e-6)
+        assert torch.equal(model.get_classifier()(pooled), model(x))
+    assert model.get_classifier() is model.fc
+
+
+def test_forward_features_hands_out_the_aux_taps_and_train_mode_reads_them():
+    model = gnet.googlenet(num_classes=3, width=0.25, dropout=0.0, aux_dropout=0.0).train()
+    x = torch.randn(2, 3, 96, 96)
+    taps: dict[str, torch.Tensor] = {}
+    torch.manual_seed(0)
+    features = model.forward_features(x, taps)
+    assert set(taps) == {"inception4a", "inception4d"}
+    assert taps["inception4a"].shape[1] == model.inception4a.out_channels
+    torch.manual_seed(0)
+    out = model(x)
+    assert torch.allclose(out.aux1, model.aux1(taps["inception4a"])) and torch.allclose(
+        out.logits, model.forward_head(features)
+    )
+
+
+@pytest.mark.parametrize(("scheme", "gain"), [("he", 2.0), ("xavier", 1.0)])
+def test_init_schemes_set_the_hidden_weight_variance_and_keep_classifiers_small(scheme, gain):
+    torch.manual_seed(0)
+    model = gnet.googlenet(init=scheme)
+    conv = model.inception4e.branch2[1].conv.weight  # 160 · 3 · 3 inputs, 320 · 1440 weights
+    fan_in = conv.shape[1] * conv.shape[2] * conv.shape[3]
+    assert conv.var().item() * fan_in == pytest.approx(gain, rel=0.02)
+    assert model.fc.weight.std().item() == pytest.approx(0.01, rel=0.05)
+    assert not any(model.fc.bias)
+
+
+def test_torch_init_leaves_pytorchs_defaults_and_init_weights_is_deterministic():
+    torch.manual_seed(0)
+    default = gnet.googlenet(init="torch", width=0.25)
+    torch.manual_seed(0)
+    again = gnet.googlenet(init="torch", width=0.25)
+    assert torch.equal(default.conv1.conv.weight, again.conv1.conv.weight)
+    bound = 1 / (3 * 7 * 7) ** 0.5  # kaiming_uniform(a=sqrt(5)) gives U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    assert default.conv1.conv.weight.abs().max().item() <= bound
+    gnet.model.init_weights_(default, "he")
+    assert default.conv1.conv.weight.abs().max().item() > bound
+
+
+def test_label_smoothing_reaches_every_head():
+    output = gnet.GoogLeNetOutput(torch.zeros(4, 10), torch.zeros(4, 10), torch.zeros(4, 10))
+    target = torch.arange(4)
+    # Uniform logits: every head's cross-entropy is log(10), smoothed or not.
+    assert gnet.googlenet_loss(output, target, label_smoothing=0.1).item() == pytest.approx(1.6 * math.log(10))
+    confident = torch.full((4, 10), -20.0)
+    confident[torch.arange(4), target] = 20.0
+    sharp = gnet.GoogLeNetOutput(confident, confident, confident)
+    plain = gnet.googlenet_loss(sharp, target).item()
+    smoothed = gnet.googlenet_loss(sharp, target, label_smoothing=0.1).item()
+    # Smoothing charges 0.1 · (mean over classes of -log p), about 0.1 · 40 · 9/10 nats per head.
+    assert plain < 1e-6 and smoothed == pytest.approx(1.6 * 0.1 * 40 * 0.9, rel=1e-3)
+    with pytest.raises(ValueError, match=r"label_smoothing must be a number in \[0, 1\), got 1.0"):
+        gnet.googlenet_loss(sharp, target, label_smoothing=1.0)
+
+
 def test_reset_classifier_changes_all_three_heads():
     model = gnet.googlenet()
     model.reset_classifier(10)
@@ -158,8 +226,13 @@ def test_loss_adds_0_3_of_each_aux_cross_entropy():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"aux_weight": -1}, "aux_weight must be a non-negative number"),
-        ({"aux_weight": float("nan")}, "aux_weight must be a non-negative number"),
+        ({"aux_weight": -1}, "aux_weight must be a non-negative finite number"),
+        ({"aux_weight": float("nan")}, "aux_weight must be a non-negative finite number"),
+        ({"aux_weight": float("inf")}, "aux_weight must be a non-negative finite number, got inf"),
+        ({"target": [0, 1, 2, 3]}, "target must be a torch.int64 tensor of class indices, got list"),
+        ({"target": torch.zeros(4, dtype=torch.int32)}, "got a tensor of torch.int32"),
+        ({"target": torch.tensor([0, 1, 5, 2])}, r"target holds class 5, outside 0..4 \(the model has 5 classes\)"),
+        ({"target": torch.tensor([0, -1, 2, 2])}, r"target holds class -1, outside 0..4"),
         ({"target": torch.zeros(3, dtype=torch.long)}, "target must be a 1-D tensor of 4 class indices"),
         ({"output": [1, 2]}, "output must be a GoogLeNetOutput or a logits tensor"),
     ],
@@ -318,6 +391,7 @@ def test_inception_rejects_even_branch3_kernel():
         ({"dropout": 1.0}, r"dropout must be a probability in \[0, 1\), got 1.0"),
         ({"pool_style": "caffe"}, "pool_style must be 'paper' or 'torchvision', got 'caffe'"),
         ({"aux_pool": "max"}, "aux_pool must be 'paper' or 'adaptive', got 'max'"),
+        ({"init": "orthogonal"}, "init must be one of he, xavier, torch, got 'orthogonal'"),
         ({"depth": 3}, r"unknown GoogLeNet option\(s\) \['depth'\]"),
     ],
 )
@@ -337,8 +411,29 @@ def test_googlenet_rejects_bad_options(kwargs, message):
         ),
         (torch.zeros(1, 3, 64, 224), r"needs images of at least 65×65 pixels .*got 64×224"),
         ([[0.0]], "expected a torch.Tensor of shape N×3×H×W, got list"),
+        (
+            torch.zeros(1, 3, 224, 224, dtype=torch.float64),
+            r"expected torch.float32 input like the model's weights, got torch.float64 \(convert one of them",
+        ),
     ],
 )
 def test_forward_rejects_bad_input_with_a_clear_message(x, message):
     with pytest.raises(ValueError, match=message):
         gnet.googlenet(num_classes=2).eval()(x)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_and_bfloat16_inference_runs_on_the_cpu_lrn_included(dtype):
+    torch.manual_seed(0)
+    model = gnet.googlenet(num_classes=10, width=0.25).eval()
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        reference = model(x)
+        low = model.to(dtype)(x.to(dtype))
+    assert low.dtype == dtype and torch.allclose(low.float(), reference, atol=0.05, rtol=0.05)
+
+
+def test_a_bare_state_dict_says_which_transform_input_it_assumes():
+    tv = torchvision.models.googlenet(weights=None, init_weights=True, aux_logits=False)
+    with pytest.warns(UserWarning, match="assuming True"):
+        assert gnet.from_torchvision(tv.state_dict()).config.transform_input

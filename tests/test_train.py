@@ -22,8 +22,11 @@ import torch
 
 import gnet
 from gnet import data as gdata
-from gnet import reporting
 from gnet import train as gtrain
+from gnet.book import runs as book_runs
+from gnet.checkpoint import read_checkpoint
+from gnet.evaluate import confusion_matrix, predict, topk_correct
+from gnet.testing import make_fixture_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 METRIC_KEYS = {"epoch", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr", "images_per_s", "seconds"}
@@ -32,7 +35,7 @@ EPOCHS = 3
 
 @pytest.fixture(scope="module")
 def fixture_root(tmp_path_factory) -> Path:
-    return gdata.make_fixture_dataset(tmp_path_factory.mktemp("fixture"), num_classes=3, per_split=4)
+    return make_fixture_dataset(tmp_path_factory.mktemp("fixture"), num_classes=3, per_split=4)
 
 
 def tiny_args(data_dir: Path, out: Path, *extra: str, epochs: int = EPOCHS) -> list[str]:
@@ -57,7 +60,7 @@ def reference_run(fixture_root, tmp_path_factory) -> Path:
 
 # ---------------------------------------------------------------------------------------------------- CLI run
 def test_a_cli_run_writes_one_metrics_line_per_epoch_run_json_and_a_weights_only_checkpoint(reference_run):
-    metrics = reporting.read_metrics(reference_run)
+    metrics = gtrain.read_metrics(reference_run)
     assert [m["epoch"] for m in metrics] == [1, 2, 3]
     for record in metrics:
         assert set(record) == METRIC_KEYS
@@ -65,7 +68,7 @@ def test_a_cli_run_writes_one_metrics_line_per_epoch_run_json_and_a_weights_only
         assert math.isfinite(record["train_loss"]) and record["images_per_s"] > 0
     assert metrics[-1]["val_top5"] == 1.0  # 3 classes: the top 5 always hold the answer
 
-    info = reporting.read_run_info(reference_run)
+    info = gtrain.read_run_info(reference_run)
     assert info["config"]["epochs"] == EPOCHS and info["config"]["width"] == 0.25
     assert {"torch", "torchvision", "gnet", "python"} <= set(info["versions"])
     assert info["versions"]["gnet"] == gnet.__version__
@@ -74,24 +77,27 @@ def test_a_cli_run_writes_one_metrics_line_per_epoch_run_json_and_a_weights_only
 
     state = torch.load(reference_run / "last.pt", weights_only=True)
     assert state["epoch"] == EPOCHS and state["batch"] == 0
-    assert state["config"] == info["config"] and state["history"] == metrics
+    assert state["train_config"] == info["config"] and state["history"] == metrics
+    assert state["model_config"] == info["model_config"]
     assert set(state["rng"]) == {"torch", "cuda", "numpy", "python"}
-    model, config, classes = reporting.load_model(reference_run)
-    assert isinstance(model, gnet.GoogLeNet) and not model.training and config.width == 0.25
-    assert classes == ["n01440764", "n02102040", "n02979186"]
+    loaded = gnet.load_checkpoint(reference_run / "last.pt")
+    assert isinstance(loaded.model, gnet.GoogLeNet) and not loaded.model.training
+    assert loaded.model.config.width == 0.25 and loaded.train_config["width"] == 0.25
+    assert loaded.classes == ["n01440764", "n02102040", "n02979186"]
+    assert loaded.class_names == ["tench", "English springer", "cassette player"]
     assert not list(reference_run.glob(".*.tmp")), "atomic writes left a temp file behind"
 
 
 def test_the_same_seed_gives_the_same_metrics(fixture_root, reference_run, tmp_path):
     assert gtrain.main(tiny_args(fixture_root, tmp_path / "again")) == 0
-    again = reporting.read_metrics(tmp_path / "again")
-    assert without_timing(again) == without_timing(reporting.read_metrics(reference_run))
+    again = gtrain.read_metrics(tmp_path / "again")
+    assert without_timing(again) == without_timing(gtrain.read_metrics(reference_run))
 
 
 def test_another_seed_gives_other_metrics(fixture_root, reference_run, tmp_path):
     assert gtrain.main(tiny_args(fixture_root, tmp_path / "seed8", "--seed", "8", epochs=1)) == 0
-    first = reporting.read_metrics(tmp_path / "seed8")[0]
-    assert first["train_loss"] != reporting.read_metrics(reference_run)[0]["train_loss"]
+    first = gtrain.read_metrics(tmp_path / "seed8")[0]
+    assert first["train_loss"] != gtrain.read_metrics(reference_run)[0]["train_loss"]
 
 
 # ---------------------------------------------------------------------------------------------------- resume
@@ -133,9 +139,9 @@ def test_a_run_killed_with_sigkill_and_resumed_ends_with_the_uninterrupted_metri
     assert 1 <= state["epoch"] < EPOCHS and state["batch"] == 0
 
     assert gtrain.main(tiny_args(fixture_root, out, "--resume")) == 0
-    resumed = reporting.read_metrics(out)
-    assert without_timing(resumed) == without_timing(reporting.read_metrics(reference_run))
-    assert len(reporting.read_run_info(out)["resumed_at"]) == 1
+    resumed = gtrain.read_metrics(out)
+    assert without_timing(resumed) == without_timing(gtrain.read_metrics(reference_run))
+    assert len(gtrain.read_run_info(out)["resumed_at"]) == 1
 
 
 @pytest.mark.slow
@@ -153,8 +159,8 @@ def test_sigint_saves_a_checkpoint_mid_run_and_resume_matches_the_uninterrupted_
     assert (state["epoch"], state["batch"]) >= (1, 1) and state["epoch"] < EPOCHS
 
     assert gtrain.main(tiny_args(fixture_root, out, "--resume")) == 0
-    resumed = reporting.read_metrics(out)
-    assert without_timing(resumed) == without_timing(reporting.read_metrics(reference_run))
+    resumed = gtrain.read_metrics(out)
+    assert without_timing(resumed) == without_timing(gtrain.read_metrics(reference_run))
 
 
 def test_resume_of_a_finished_run_changes_nothing(fixture_root, reference_run, tmp_path, capsys):
@@ -184,9 +190,9 @@ def test_a_corrupt_checkpoint_is_a_clear_error_naming_the_file(fixture_root, ref
     assert gtrain.main(tiny_args(fixture_root, out, "--resume")) == 2
     err = capsys.readouterr().err
     assert f"checkpoint {out / 'last.pt'} is corrupt" in err and "Traceback" not in err
+    torch.save({"model": {}}, out / "other.pt")
     with pytest.raises(gtrain.CheckpointError, match="not a gnet training checkpoint"):
-        torch.save({"model": {}}, out / "other.pt")
-        gtrain.load_checkpoint(out / "other.pt")
+        read_checkpoint(out / "other.pt", training=True)
 
 
 def test_starting_over_an_existing_run_or_resuming_nothing_is_refused(fixture_root, reference_run, tmp_path, capsys):
@@ -211,7 +217,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_previous_epochs_checkpoint(fixtu
     state = torch.load(out / "last.pt", weights_only=True)
     assert state["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in state["model"].values())
-    assert len(reporting.read_metrics(out)) == 1
+    assert len(gtrain.read_metrics(out)) == 1
 
 
 def test_an_absurd_learning_rate_exits_with_code_3_and_no_traceback(fixture_root, tmp_path, capsys):
@@ -315,7 +321,7 @@ def test_onecycle_rises_from_a_25th_to_the_peak_at_30_percent_then_falls():
 
 def test_topk_correct_counts_exactly_and_caps_k_at_the_class_count():
     logits = torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.05, 0.15], [0.2, 0.3, 0.5]])
-    assert gtrain.topk_correct(logits, torch.tensor([1, 2, 0]), (1, 2, 5)) == [1, 2, 3]
+    assert topk_correct(logits, torch.tensor([1, 2, 0]), (1, 2, 5)) == [1, 2, 3]
 
 
 def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
@@ -324,7 +330,7 @@ def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
     torch.manual_seed(1)
     np.random.seed(2)
     random.seed(3)
-    gtrain.save_checkpoint(tmp_path / "rng.pt", {"rng": gtrain._rng_state()})
+    torch.save({"rng": gtrain._rng_state()}, tmp_path / "rng.pt")
     expected = (torch.rand(3), np.random.rand(3), random.random())
     gtrain._set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True)["rng"])
     assert torch.equal(torch.rand(3), expected[0])
@@ -336,20 +342,23 @@ def test_reporting_plots_have_labelled_axes_and_the_confusion_matrix_counts(refe
     import matplotlib
 
     matplotlib.use("Agg")
-    fig, (loss_ax, acc_ax) = reporting.plot_curves(reporting.read_metrics(reference_run))
+    fig, (loss_ax, acc_ax, lr_ax) = book_runs.plot_curves(gtrain.read_metrics(reference_run), lr=True)
     assert loss_ax.get_xlabel() == "epoch" and "loss" in loss_ax.get_ylabel()
-    assert acc_ax.get_ylabel() == "accuracy (%)"
-    matrix = reporting.confusion_matrix([0, 0, 1, 2, 2], [0, 1, 1, 2, 0], 3)
+    assert acc_ax.get_ylabel() == "accuracy (%)" and "learning rate" in lr_ax.get_ylabel()
+    assert list(lr_ax.lines[0].get_ydata()) == [m["lr"] for m in gtrain.read_metrics(reference_run)]
+    matrix = confusion_matrix([0, 0, 1, 2, 2], [0, 1, 1, 2, 0], 3)
     assert matrix.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 1]]
-    _, ax = reporting.plot_confusion_matrix(matrix, ["a", "b", "c"])
+    _, ax = book_runs.plot_confusion_matrix(matrix, ["a", "b", "c"])
     assert ax.get_xlabel() == "predicted class" and ax.get_ylabel() == "true class"
 
-    model, config, _ = reporting.load_model(reference_run)
-    _, val_ds = gdata.build_datasets(fixture_root, config.image_size)
-    result = reporting.predict(model, val_ds, batch_size=5)
+    loaded = gnet.load_checkpoint(reference_run / "last.pt")
+    _, val_ds = gdata.build_datasets(fixture_root, loaded.train_config["image_size"])
+    result = predict(loaded.model, val_ds, batch_size=5)
     assert result.targets.tolist() == val_ds.targets
     assert np.allclose(result.probabilities.sum(axis=1), 1, atol=1e-5)
-    val_top1 = reporting.read_metrics(reference_run)[-1]["val_top1"]
+    val_top1 = gtrain.read_metrics(reference_run)[-1]["val_top1"]
     assert (result.predictions == result.targets).mean() == pytest.approx(val_top1)
-    reporting.show_predictions(val_ds, result, ["tench", "springer", "cassette"])
+    book_runs.show_predictions(val_ds, result, ["tench", "springer", "cassette"])
+    _, ax = book_runs.plot_per_class({"a": {"top1": 0.5, "images": 4}, "b": {"top1": 1.0, "images": 2}})
+    assert [bar.get_width() for bar in ax.patches] == [50.0, 100.0]
     matplotlib.pyplot.close("all")

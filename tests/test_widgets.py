@@ -1,8 +1,8 @@
-"""gnet.widgets: the note placed beside controls that need a live kernel."""
+"""gnet.book.widgets: the note placed beside controls that need a live kernel."""
 
 import pytest
 
-from gnet.widgets import KernelOnlyNote, kernel_only_note
+from gnet.book.widgets import KernelOnlyNote, kernel_only_note
 
 
 def test_kernel_only_note_names_the_control_and_points_to_colab():

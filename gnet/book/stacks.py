@@ -1,8 +1,9 @@
-"""Stacks of Inception modules and the figures of the chapters on the module (3 and 4).
+"""Stacks of naive and of reduced Inception modules, measured with fvcore, and their figures.
 
-Chapter 3 stacks naive modules and watches channels and MACs grow with depth; the same stack built from the
-module with 1×1 reductions stays at a fixed width. :func:`measure_stack` measures a whole stack with one fvcore
-trace and reads each module's share from it, so every point of the plots comes from fvcore.
+The chapter on the naive module stacks naive modules and watches channels and MACs grow with depth; the same
+stack built from the module with 1×1 reductions stays at a fixed width. The chapter on the bottleneck compares
+the two modules branch by branch (:func:`plot_branch_macs`). :func:`measure_stack` measures a whole stack with one
+fvcore trace and reads each module's share from it, so every point of the plots comes from fvcore.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from gnet._validate import positive_int
 from gnet.analysis import count_macs, count_params
-from gnet.model import Inception, NaiveInception
-from gnet.plotting import BRANCH_COLORS, BRANCH_LABELS, format_count, new_figure
+from gnet.book.figures import BRANCH_COLORS, BRANCH_LABELS, finish, format_count, new_figure
+from gnet.model import BRANCH_NAMES, Inception, NaiveInception
 from gnet.table1 import INCEPTION_SPECS, InceptionSpec
 
 __all__ = [
@@ -40,12 +42,6 @@ class StackRow:
     total_params: int
 
 
-def _check_depth(depth: object) -> int:
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise ValueError(f"depth must be a positive int, got {depth!r}")
-    return depth
-
-
 def naive_stack(
     depth: int, in_channels: int = 192, c1: int = 64, c2: int = 128, c3: int = 32, *, branch3_kernel: int = 5
 ) -> nn.Sequential:
@@ -55,7 +51,7 @@ def naive_stack(
     ``in_channels + (d - 1)·(c1 + c2 + c3)`` channels.
     """
     modules = []
-    for _ in range(_check_depth(depth)):
+    for _ in range(positive_int("depth", depth)):
         module = NaiveInception(in_channels, c1, c2, c3, branch3_kernel=branch3_kernel)
         modules.append(module)
         in_channels = module.out_channels
@@ -65,7 +61,7 @@ def naive_stack(
 def reduced_stack(
     depth: int, spec: InceptionSpec = INCEPTION_SPECS["inception3a"], *, branch3_kernel: int = 5
 ) -> nn.Sequential:
-    """``depth`` :class:`gnet.Inception` modules in a row, each with ``spec``'s widths (``c1, c2, c3, c4``).
+    """``depth`` :class:`gnet.Inception` modules in a row, each with the six widths of ``spec`` (Table 1's).
 
     The first reads ``spec.in_channels``; every later one reads the ``spec.out_channels`` the one before it made.
     """
@@ -73,8 +69,8 @@ def reduced_stack(
         raise ValueError(f"spec must be a gnet.table1.InceptionSpec, got {type(spec).__name__}")
     in_channels = spec.in_channels
     modules = []
-    for _ in range(_check_depth(depth)):
-        module = Inception(in_channels, spec.c1, spec.c2, spec.c3, spec.c4, branch3_kernel=branch3_kernel)
+    for _ in range(positive_int("depth", depth)):
+        module = Inception.from_spec(spec._replace(in_channels=in_channels), branch3_kernel=branch3_kernel)
         modules.append(module)
         in_channels = module.out_channels
     return nn.Sequential(*modules)
@@ -84,7 +80,8 @@ def measure_stack(stack: nn.Sequential, height: int = 28, width: int = 28) -> li
     """Measure a stack with **one** fvcore trace at ``1 × C × height × width`` and split it per module.
 
     A stack of depth ``d`` is the first ``d`` modules of a deeper one, so row ``d`` also answers "what does a
-    stack ``d`` deep cost?" (``total_macs``). MACs are convolutions, as :func:`gnet.analysis.count_macs` counts.
+    stack ``d`` deep cost?" (``total_macs``). MACs are :func:`gnet.analysis.count_macs`' conv + linear count (a
+    stack has only convolutions).
     """
     if not isinstance(stack, nn.Sequential) or len(stack) == 0:
         raise ValueError(f"stack must be a non-empty torch.nn.Sequential, got {stack!r}")
@@ -141,10 +138,7 @@ def plot_stacks(stacks: Mapping[str, Sequence[StackRow]], *, title: str | None =
     ax_channels.set_title("Channels")
     ax_macs.set_ylabel("MACs of the whole stack (billions)")
     ax_macs.set_title("Multiply-adds (fvcore)")
-    ax_channels.legend(loc="upper left")
-    if title:
-        fig.suptitle(title)
-    return fig, (ax_channels, ax_macs)
+    return finish(fig, (ax_channels, ax_macs), title=title, legend={"loc": "upper left"})
 
 
 def plot_branch_macs(branch_macs: Mapping[str, Mapping[str, int]], *, title: str | None = None):
@@ -157,7 +151,7 @@ def plot_branch_macs(branch_macs: Mapping[str, Mapping[str, int]], *, title: str
         raise ValueError("branch_macs must map at least one label to per-branch MACs")
     from matplotlib.patches import Patch
 
-    branches = list(BRANCH_LABELS)
+    branches = list(BRANCH_NAMES)
     fig, ax = new_figure(width=7.0, height=3.6)
     n = len(branch_macs)
     bar_width = 0.8 / n
@@ -181,7 +175,4 @@ def plot_branch_macs(branch_macs: Mapping[str, Mapping[str, int]], *, title: str
         handles.append(Patch(facecolor="lightgray", edgecolor="black", hatch=hatch, label=label))
     ax.set_xticks(range(len(branches)), [BRANCH_LABELS[name] + " branch" for name in branches])
     ax.set_ylabel("MACs (millions)")
-    ax.legend(handles=handles)
-    if title:
-        ax.set_title(title)
-    return fig, ax
+    return finish(fig, ax, title=title, legend={"handles": handles})

@@ -14,7 +14,8 @@ Two precise quantities, both for the batch-mean loss ``L`` of one forward pass:
   the layer from above. When a tensor feeds two consumers (4a feeds 4b and ``aux1``), it is their sum.
 
 Layers are the thirteen stages on the main path, stem to head: ``conv1, conv2, conv3, inception3a … inception5b,
-fc``. :data:`PAPER_DEPTH` places each at the paper's depth count (22 layers with parameters).
+fc``. :data:`gnet.table1.PAPER_DEPTH` places each at the paper's depth count (22 layers with parameters), and
+:data:`gnet.model.AUX_TAPS` says where the two heads read the main path.
 
 A measurement leaves the model exactly as it was: no ``.grad`` is written (gradients come from
 ``torch.autograd.grad``), BatchNorm running statistics are restored, and the global random state is untouched (the
@@ -31,13 +32,13 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from gnet.model import GoogLeNet, googlenet_loss
-from gnet.table1 import TABLE1
+from gnet._validate import finite_number, int_at_least, one_of
+from gnet.book.figures import axes_or_new, finish
+from gnet.model import AUX_TAPS, GoogLeNet, googlenet_loss
+from gnet.table1 import PAPER_DEPTH
 
 __all__ = [
     "MAIN_PATH",
-    "PAPER_DEPTH",
-    "AUX_TAPS",
     "KINDS",
     "GradientNorms",
     "AuxComparison",
@@ -47,39 +48,13 @@ __all__ = [
     "TrackedRun",
     "track_aux_gradients",
     "count_forward_calls",
-    "xavier_reinit_",
     "plot_gradient_norms",
     "plot_aux_ratio",
 ]
 
 
-def _paper_depths() -> dict[str, int]:
-    """Depth of each stage's output, counting layers with parameters as the paper does.
-
-    Read from Table 1's "depth" column (:data:`gnet.table1.TABLE1`): 1 for a convolution, 2 for the 1×1 + 3×3
-    pair (our ``conv2`` and ``conv3``) and for each Inception block, 1 for the classifier; 22 in all.
-    """
-    depths: dict[str, int] = {}
-    depth = 0
-    for row in TABLE1:
-        if row.depth == 0:
-            continue
-        names = row.name.split("+")  # "conv2+conv3": one row, two layers of depth 1 each
-        for name in names:
-            depth += row.depth // len(names)
-            depths[name] = depth
-    return depths
-
-
-#: Paper depth of each main-path stage (``conv1``: 1 … ``fc``: 22), derived from Table 1.
-PAPER_DEPTH: dict[str, int] = _paper_depths()
-
-#: The stages on the main path that have parameters, stem to head.
+#: The stages on the main path that have parameters, stem to head (the keys of :data:`gnet.table1.PAPER_DEPTH`).
 MAIN_PATH: tuple[str, ...] = tuple(PAPER_DEPTH)
-
-#: Where each auxiliary head reads the main path (the paper, Section 5: "on top of the output of the
-#: Inception (4a) and (4d) modules").
-AUX_TAPS: dict[str, str] = {"aux1": "inception4a", "aux2": "inception4d"}
 
 #: What :func:`layer_gradient_norms` can measure (see the module docstring).
 KINDS: tuple[str, ...] = ("params", "output")
@@ -107,18 +82,12 @@ class AuxComparison(NamedTuple):
 
     def ratio(self, kind: str = "params") -> dict[str, float]:
         """``with_aux / without_aux`` per layer: how much the auxiliary losses scale the gradient norm there."""
-        _check_kind(kind)
+        one_of("kind", kind, KINDS)
         with_aux, without = getattr(self.with_aux, kind), getattr(self.without_aux, kind)
         return {name: with_aux[name] / without[name] if without[name] else math.nan for name in without}
 
 
 # ----------------------------------------------------------------------------------------------- validation
-
-
-def _check_kind(kind: object) -> str:
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    return kind  # type: ignore[return-value]
 
 
 def _check_model(model: object) -> GoogLeNet:
@@ -130,7 +99,8 @@ def _check_model(model: object) -> GoogLeNet:
 def depth_order(model: GoogLeNet) -> list[str]:
     """The names of the main-path stages of ``model``, stem to head (:data:`MAIN_PATH`).
 
-    The auxiliary heads are not on the main path and are not listed; :data:`AUX_TAPS` says where they attach.
+    The auxiliary heads are not on the main path and are not listed; :data:`gnet.model.AUX_TAPS` says where they
+    attach.
     """
     _check_model(model)
     return list(MAIN_PATH)
@@ -149,14 +119,7 @@ def _check_layers(model: GoogLeNet, layers: Sequence[str] | None) -> list[str]:
 
 
 def _check_aux_weight(aux_weight: object) -> float:
-    if (
-        isinstance(aux_weight, bool)
-        or not isinstance(aux_weight, (int, float))
-        or not math.isfinite(aux_weight)
-        or aux_weight < 0
-    ):
-        raise ValueError(f"aux_weight must be a finite number >= 0, got {aux_weight!r}")
-    return float(aux_weight)
+    return float(finite_number("aux_weight", aux_weight))
 
 
 def _check_batch(model: GoogLeNet, images: object, targets: object) -> None:
@@ -286,7 +249,7 @@ def layer_gradient_norms(
         ``{layer name: L2 norm}``, stem to head. The model is left untouched (see the module docstring).
     """
     model = _check_model(model)
-    kind = _check_kind(kind)
+    kind = one_of("kind", kind, KINDS)
     aux_weight = _check_aux_weight(aux_weight)
     names = _check_layers(model, layers)
     _check_batch(model, images, targets)
@@ -359,8 +322,7 @@ def track_aux_gradients(
     the model and the random state untouched, the training run is the same one that would happen unmeasured.
     """
     model = _check_model(model)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
+    int_at_least("steps", steps, 0)
     if isinstance(measure_at, (str, bytes)) or not isinstance(measure_at, Sequence) or not measure_at:
         raise ValueError(f"measure_at must be a non-empty sequence of steps in [0, {steps}], got {measure_at!r}")
     outside = [k for k in measure_at if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= steps]
@@ -431,36 +393,10 @@ def count_forward_calls(model: nn.Module, names: Sequence[str]) -> Iterator[dict
             handle.remove()
 
 
-def xavier_reinit_(model: GoogLeNet) -> GoogLeNet:
-    """Re-initialise ``model`` in place the Caffe-era way, to see what initialisation does to gradient flow.
-
-    gnet's default (He et al. 2015) draws every hidden convolution and linear weight with variance
-    ``2 / fan_in``, which makes up for ReLU zeroing half of its inputs. Caffe's "xavier" filler, the common choice
-    when GoogLeNet was trained, uses ``1 / fan_in``. This function changes only that: hidden weights get
-    variance ``1 / fan_in`` (normal, like gnet's default), biases zero, BatchNorm scale 1 and shift 0, and the
-    classifiers (``fc`` and each aux head's last layer) keep gnet's ``N(0, 0.01)``. Returns ``model``.
-    """
-    model = _check_model(model)
-    classifiers = {model.fc} | {head.fc2 for head in (model.aux1, model.aux2) if head is not None}
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
-                if module in classifiers:
-                    nn.init.normal_(module.weight, std=0.01)
-                else:
-                    nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="linear")  # var 1/fan_in
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-    return model
-
-
 # ----------------------------------------------------------------------------------------------- plotting
 
 
-def _short(name: str) -> str:
+def _tick_label(name: str) -> str:  # "inception4a" -> "4a"
     return name.removeprefix("inception")
 
 
@@ -478,7 +414,7 @@ def _check_curves(curves: object, what: str) -> Mapping[str, Mapping[str, float]
 
 def _depth_axis(ax, layers: Sequence[str], *, mark_taps: bool) -> None:
     # conv1, conv2, conv3 sit one layer apart, the blocks two: slanted labels keep them legible.
-    ax.set_xticks([PAPER_DEPTH[name] for name in layers], [_short(name) for name in layers])
+    ax.set_xticks([PAPER_DEPTH[name] for name in layers], [_tick_label(name) for name in layers])
     ax.tick_params(axis="x", labelrotation=50, labelsize="small")
     ax.set_xlabel("depth (layers with parameters)")
     if mark_taps:
@@ -509,10 +445,8 @@ def plot_gradient_norms(
     Zero norms (e.g. the auxiliary-only gradient above 4d) cannot sit on a log axis and are left out of the
     line. ``styles`` maps a label to extra ``ax.plot`` keyword arguments. Returns ``(fig, ax)``.
     """
-    import matplotlib.pyplot as plt
-
     curves = _check_curves(curves, "curves")
-    fig, ax = plt.subplots() if ax is None else (ax.figure, ax)
+    fig, ax = axes_or_new(ax)
     styles = styles or {}
     for label, values in curves.items():
         kept = [name for name in MAIN_PATH if values.get(name, 0) > 0]
@@ -524,10 +458,7 @@ def plot_gradient_norms(
     ax.set_yscale("log")
     ax.set_ylabel(ylabel)
     _depth_axis(ax, _layers_in(curves), mark_taps=mark_taps)
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize="small")
-    return fig, ax
+    return finish(fig, ax, title=title)
 
 
 def plot_aux_ratio(
@@ -543,10 +474,8 @@ def plot_aux_ratio(
     A dashed line marks 1 (no change), and the layers above the upper tap, which no auxiliary loss can reach,
     are shaded. Returns ``(fig, ax)``.
     """
-    import matplotlib.pyplot as plt
-
     ratios = _check_curves(ratios, "ratios")
-    fig, ax = plt.subplots() if ax is None else (ax.figure, ax)
+    fig, ax = axes_or_new(ax)
     styles = styles or {}
     for label, values in ratios.items():
         kept = [name for name in MAIN_PATH if name in values]
@@ -569,7 +498,4 @@ def plot_aux_ratio(
     )
     ax.set_ylabel(ylabel)
     _depth_axis(ax, _layers_in(ratios), mark_taps=True)
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize="small", loc="best")
-    return fig, ax
+    return finish(fig, ax, title=title)

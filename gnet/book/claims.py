@@ -1,11 +1,11 @@
-"""GoogLeNet against its claims and its neighbours: depth, branch shares, classifier heads, other models, variants.
+"""GoogLeNet against its claims and its neighbours: totals, shapes, branch shares, heads, other models, variants.
 
 The chapter "GoogLeNet end to end" checks what the paper and the source text say about the whole network. The
 logic lives here so that the tests can pin every number the chapter prints:
 
-* :func:`count_layers`: the depth along the deepest path, measured by following the data through a forward pass
-  (the paper: "22 layers deep when counting only layers with parameters (or 27 layers if we also count pooling)");
-* :func:`table1_layer_count` and :func:`table1_totals`: what the paper's own Table 1 adds up to;
+* :func:`table1_totals`: what the paper's own Table 1 adds up to (its depth column:
+  :func:`gnet.analysis.table1_layer_count`, beside the measured :func:`gnet.analysis.count_layers`);
+* :func:`stage_shapes`: the output shape of each named stage;
 * :func:`branch_shares`: how each Inception block divides its output channels and its MACs among its branches;
 * :func:`head_counts`: the cost of a classifier head, global average pooling against a VGG-style FC tail;
 * :func:`reference_counts`: parameters, MACs and depth of torchvision's AlexNet, VGG-16 and GoogLeNet;
@@ -17,24 +17,30 @@ One MAC is one multiply-add, as in :mod:`gnet.analysis`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import NamedTuple
 
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from gnet._validate import positive_int
-from gnet.analysis import MacCount, conv_counts, count_macs, count_params
-from gnet.model import TORCHVISION_CONFIG, Inception, googlenet
+from gnet.analysis import (
+    LayerCount,
+    MacCount,
+    _check_module,
+    _check_nchw,
+    conv_counts,
+    count_layers,
+    count_macs,
+    count_params,
+    meta_forward,
+)
+from gnet.model import BRANCH_NAMES, TORCHVISION_CONFIG, Inception, googlenet
 from gnet.table1 import TABLE1
 
 __all__ = [
-    "LayerCount",
-    "count_layers",
-    "table1_layer_count",
     "Table1Totals",
     "table1_totals",
     "stage_shapes",
@@ -54,130 +60,9 @@ __all__ = [
     "variants",
 ]
 
-BRANCHES = ("branch1", "branch2", "branch3", "branch4")
-
-
-def _input_size(input_size: object) -> tuple[int, ...]:
-    if not isinstance(input_size, (tuple, list)) or len(input_size) != 4:
-        raise ValueError(f"input_size must be (N, C, H, W) such as (1, 3, 224, 224), got {input_size!r}")
-    return tuple(positive_int(f"input_size[{i}]", s) for i, s in enumerate(input_size))
-
-
-def _module(model: object) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return model
-
-
-def _meta_forward(model: nn.Module, input_size: Sequence[int]) -> object:
-    """One eval-mode forward pass on the ``meta`` device: shapes only, no arithmetic, no memory, for any size.
-
-    The model's own tensors are left alone; :func:`torch.func.functional_call` swaps in meta copies for the pass.
-    """
-    x = torch.zeros(_input_size(input_size), device="meta")
-    meta_state = {name: t.to("meta") for name, t in (*model.named_parameters(), *model.named_buffers())}
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return torch.func.functional_call(model, meta_state, (x,))
-    finally:
-        model.train(was_training)
-
-
 # --------------------------------------------------------------------------------------------------------------
-# Depth: layers with parameters along the deepest path
+# Totals of the paper's own table
 # --------------------------------------------------------------------------------------------------------------
-
-# Operators that are "layers with parameters" in the paper's sense (convolutions and fully connected layers;
-# BatchNorm did not exist yet), and pooling operators. LocalResponseNorm pools internally, but it reaches the
-# mode below as one `local_response_norm` call, so it is not mistaken for a pooling layer.
-_PARAMETERISED_OPS = frozenset({"conv1d", "conv2d", "conv3d", "linear"})
-_POOL_OPS = frozenset(
-    {
-        "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
-        "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
-        "adaptive_avg_pool3d", "adaptive_max_pool3d",
-    }
-)  # fmt: skip
-
-
-class LayerCount(NamedTuple):
-    """Depth of a network: layers with parameters on its deepest path, and the same path's layers with pooling."""
-
-    with_params: int
-    with_pools: int
-
-
-def _tensors(obj: object) -> Iterable[torch.Tensor]:
-    if isinstance(obj, torch.Tensor):
-        yield obj
-    elif isinstance(obj, (list, tuple)):
-        for item in obj:
-            yield from _tensors(item)
-    elif isinstance(obj, dict):
-        for item in obj.values():
-            yield from _tensors(item)
-
-
-class _DepthMode(TorchFunctionMode):
-    """Tags every tensor a forward pass creates with the longest chain of layers that produced it.
-
-    A tensor's depth is the largest depth among the tensors it was computed from, plus one if the operation is a
-    convolution or linear layer. Parallel branches therefore count once (their concatenation takes the deepest),
-    and the auxiliary heads of GoogLeNet, which end in their own outputs, do not lengthen the main path.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        # id -> (tensor, with_params, with_pools); the tensor is kept alive so that its id is not reused.
-        self.depths: dict[int, tuple[torch.Tensor, int, int]] = {}
-
-    def depth(self, tensor: torch.Tensor) -> tuple[int, int]:
-        entry = self.depths.get(id(tensor))
-        return (entry[1], entry[2]) if entry is not None else (0, 0)
-
-    def __torch_function__(self, func: Callable, types, args=(), kwargs=None):  # type: ignore[override]
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        name = getattr(func, "__name__", "")
-        inputs = [self.depth(t) for t in _tensors((args, kwargs))]
-        with_params = max((d[0] for d in inputs), default=0)
-        with_pools = max((d[1] for d in inputs), default=0)
-        if name in _PARAMETERISED_OPS:
-            with_params, with_pools = with_params + 1, with_pools + 1
-        elif name in _POOL_OPS:
-            with_pools += 1
-        for tensor in _tensors(out):
-            if not isinstance(tensor, nn.Parameter):
-                self.depths[id(tensor)] = (tensor, with_params, with_pools)
-        return out
-
-
-def count_layers(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224)) -> LayerCount:
-    """Count the layers of ``model`` along its deepest path by running one forward pass (in eval mode).
-
-    Convolutions and linear layers count as layers with parameters; max, average and adaptive pooling count
-    too in :attr:`LayerCount.with_pools`. The count follows the data, not the module tree, so it works for any
-    model: parallel branches count once, and side outputs (GoogLeNet's auxiliary heads, which only run in
-    training mode anyway) do not add to the main path. ``with_pools`` is measured on its own deepest path.
-    The pass runs on the ``meta`` device (shapes only), so it is instant and needs no memory even for VGG-16.
-    """
-    model = _module(model)
-    with _DepthMode() as mode:
-        out = _meta_forward(model, input_size)
-    outputs = list(_tensors(out))
-    if not outputs:
-        raise ValueError(f"the model returned no tensor, got {type(out).__name__}")
-    depths = [mode.depth(t) for t in outputs]
-    return LayerCount(max(d[0] for d in depths), max(d[1] for d in depths))
-
-
-def table1_layer_count() -> LayerCount:
-    """What Table 1 says: the sum of its "depth" column, and that plus its pooling rows (max and average)."""
-    with_params = sum(row.depth for row in TABLE1)
-    pools = sum(1 for row in TABLE1 if "pool" in row.type)
-    return LayerCount(with_params, with_params + pools)
 
 
 class Table1Totals(NamedTuple):
@@ -209,7 +94,7 @@ def stage_shapes(
     model: nn.Module, names: Sequence[str], input_size: Sequence[int] = (1, 3, 224, 224)
 ) -> dict[str, tuple[int, ...]]:
     """Output shape (without the batch dimension) of each named submodule, from one eval-mode pass on ``meta``."""
-    model = _module(model)
+    model = _check_module("model", model)
     submodules = {}
     for name in names:
         try:
@@ -226,7 +111,7 @@ def stage_shapes(
 
     hooks = [module.register_forward_hook(record(name)) for name, module in submodules.items()]
     try:
-        _meta_forward(model, input_size)
+        meta_forward(model, input_size)
     finally:
         for hook in hooks:
             hook.remove()
@@ -276,12 +161,12 @@ def branch_shares(
     (pool projection). Pass ``macs``, a :func:`gnet.analysis.count_macs` result for this model, to reuse it
     instead of tracing the model again (``input_size`` is then ignored).
     """
-    model = googlenet(aux_logits=False) if model is None else _module(model)
+    model = googlenet(aux_logits=False) if model is None else _check_module("model", model)
     blocks = [(name, m) for name, m in model.named_modules() if isinstance(m, Inception)]
     if not blocks:
         raise ValueError(f"model has no gnet.Inception blocks: got a {type(model).__name__}")
     if macs is None:
-        macs = count_macs(model, _input_size(input_size), ops=("conv",))
+        macs = count_macs(model, _check_nchw(input_size), ops=("conv",))
     elif not isinstance(macs, MacCount):
         raise ValueError(f"macs must be a gnet.analysis.MacCount, got {type(macs).__name__}")
     by_module = macs.by_module
@@ -291,8 +176,8 @@ def branch_shares(
     return [
         BranchShares(
             block=name,
-            channels={b: _branch_out_channels(getattr(block, b)) for b in BRANCHES},
-            macs={b: by_module.get(f"{name}.{b}", 0) for b in BRANCHES},
+            channels={b: _branch_out_channels(getattr(block, b)) for b in BRANCH_NAMES},
+            macs={b: by_module.get(f"{name}.{b}", 0) for b in BRANCH_NAMES},
         )
         for name, block in blocks
     ]
@@ -419,7 +304,7 @@ def reference_counts(name: str, input_size: Sequence[int] = (1, 3, 224, 224)) ->
     """
     if name not in REFERENCE_MODELS:
         raise ValueError(f"unknown reference model {name!r}; expected one of {list(REFERENCE_MODELS)}")
-    input_size = _input_size(input_size)
+    input_size = _check_nchw(input_size)
     with torch.device("meta"):
         model = _torchvision_builders()[name]()
     params = count_params(model)

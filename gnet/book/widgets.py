@@ -1,11 +1,11 @@
-"""Small helpers for the book's interactive controls.
+"""The note placed beside an interactive control that needs a live kernel.
 
 ipywidgets render in the static HTML book (their JavaScript is vendored in ``book/widgets_js``), but their Python
 callbacks need a running kernel: in the static page a slider moves while its output stays frozen
 (ipywidgets #2069, #3319). Chapters put :func:`kernel_only_note` next to any control whose output depends on a
 callback, so that readers know to open the page in Colab or Jupyter::
 
-    from gnet.widgets import kernel_only_note
+    from gnet.book.widgets import kernel_only_note
 
     kernel_only_note()  # last expression of the cell that builds the slider, or display(kernel_only_note())
 """

@@ -1,25 +1,22 @@
-"""The whole network against its claims: depth, totals, branch shares, heads, reference models and variants."""
+"""gnet.book.claims, the whole network against its claims: totals, shapes, branch shares, heads, reference models
+and variants. (Its depth, measured and from Table 1, is gnet.analysis's: see test_analysis.py.)"""
 
 from __future__ import annotations
 
 import pytest
-import torch
 from torch import nn
 
 import gnet
-from gnet.analysis import count_macs, count_params, inception_counts
-from gnet.compare import (
+from gnet.analysis import LayerCount, count_macs, count_params, spec_counts
+from gnet.book.claims import (
     D2L_CONFIG,
     UVA_PARAMS,
     BranchShares,
-    LayerCount,
     branch_shares,
     build_head,
-    count_layers,
     head_counts,
     reference_counts,
     stage_shapes,
-    table1_layer_count,
     table1_totals,
     variants,
 )
@@ -76,34 +73,6 @@ def test_uva_row_is_cited_not_measured(rows):
 
 def test_every_variant_says_where_its_numbers_come_from(rows):
     assert all(v.source.split(":")[0] in ("measured", "cited") for v in rows.values())
-
-
-# -- depth -------------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "kwargs", [{}, {"aux_logits": False}, gnet.TORCHVISION_CONFIG, {"num_classes": 10, "width": 0.5}]
-)
-def test_googlenet_is_22_layers_deep_with_parameters_and_27_with_pooling(kwargs):
-    assert count_layers(gnet.googlenet(**kwargs)) == LayerCount(22, 27)
-
-
-def test_table1_depth_column_adds_up_to_22_and_27_with_its_five_pooling_rows():
-    assert table1_layer_count() == LayerCount(22, 27)
-
-
-def test_layer_count_leaves_the_model_and_its_mode_untouched():
-    model = gnet.googlenet().train()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    count_layers(model)
-    assert model.training
-    assert all(torch.equal(before[k], v) and v.device.type == "cpu" for k, v in model.state_dict().items())
-
-
-def test_parallel_branches_count_once_and_a_chain_counts_every_layer():
-    block = gnet.Inception(16, 4, (4, 8), (2, 4), 4)
-    chain = nn.Sequential(nn.Conv2d(3, 16, 3), nn.MaxPool2d(2), block, nn.Conv2d(20, 8, 1))
-    assert count_layers(chain, (1, 3, 16, 16)) == LayerCount(1 + 2 + 1, 1 + 1 + 2 + 1)
 
 
 # -- reference models --------------------------------------------------------------------------------------------
@@ -165,7 +134,7 @@ def test_branch_channels_and_macs_match_table1_and_the_closed_form(paper_shares)
     for shares in paper_shares:
         spec = INCEPTION_SPECS[shares.block]
         hw = sizes[shares.block[-2]]
-        closed = inception_counts(*spec, hw, hw)
+        closed = spec_counts(spec, hw, hw)
         assert shares.channels == closed.branch_channels
         assert shares.macs == closed.branch_macs
 
@@ -218,9 +187,6 @@ def test_full_size_vgg_tail_builds_on_meta_without_memory():
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: count_layers("googlenet"), "must be a torch.nn.Module"),
-        (lambda: count_layers(gnet.googlenet(), (3, 224, 224)), r"input_size must be \(N, C, H, W\)"),
-        (lambda: count_layers(gnet.googlenet(), (1, 3, 0, 224)), r"input_size\[2\] must be a positive int"),
         (lambda: branch_shares(nn.Linear(2, 2)), "no gnet.Inception blocks"),
         (lambda: branch_shares(gnet.googlenet(), macs=123), "macs must be a gnet.analysis.MacCount"),
         (

@@ -3,22 +3,24 @@
 Chapters call :func:`use_book_style` once and build their figures with :func:`new_figure`, so axes, fonts and
 colours stay the same from page to page. :data:`BRANCH_COLORS` gives each Inception branch the same colour
 everywhere, and :func:`format_count` writes counts the way the prose does ("1.58 G").
+
+Every ``plot_*`` function of :mod:`gnet.book` draws on a given ``ax`` or on a new figure (:func:`axes_or_new`),
+ends with :func:`finish` (title, legend, ``(fig, ax)``) and never saves.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
-__all__ = ["BRANCH_COLORS", "BRANCH_LABELS", "use_book_style", "new_figure", "format_count"]
+from gnet.model import BRANCH_NAMES
+
+__all__ = ["BRANCH_COLORS", "BRANCH_LABELS", "use_book_style", "new_figure", "format_count", "axes_or_new", "finish"]
 
 #: A colour per Inception branch (colour-blind-safe Okabe–Ito palette), used by every chapter.
-BRANCH_COLORS = {
-    "branch1": "#0072B2",  # 1×1
-    "branch2": "#E69F00",  # 3×3
-    "branch3": "#009E73",  # 5×5
-    "branch4": "#CC79A7",  # pool
-}
-BRANCH_LABELS = {"branch1": "1×1", "branch2": "3×3", "branch3": "5×5", "branch4": "pool"}
+BRANCH_COLORS: dict[str, str] = dict(zip(BRANCH_NAMES, ("#0072B2", "#E69F00", "#009E73", "#CC79A7"), strict=True))
+#: What each branch is, in the paper's words: 1×1, 3×3, 5×5, pool.
+BRANCH_LABELS: dict[str, str] = dict(zip(BRANCH_NAMES, ("1×1", "3×3", "5×5", "pool"), strict=True))
 
 
 def use_book_style() -> None:
@@ -62,3 +64,29 @@ def format_count(n: float, unit: str = "") -> str:
         if n >= threshold:
             return f"{sign}{n / threshold:.3g} {prefix}{unit}"
     return f"{sign}{n:.3g} {unit}".rstrip()
+
+
+def axes_or_new(ax=None, *, width: float | None = None, height: float | None = None):
+    """``(ax.figure, ax)`` for a given ``ax``; otherwise a new one-panel figure of ``width × height`` inches
+    (matplotlib's default size when they are not given)."""
+    if ax is not None:
+        return ax.figure, ax
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=None if width is None or height is None else (width, height))
+
+
+def finish(fig, ax, *, title: str | None = None, legend: bool | Mapping[str, object] = True):
+    """The last steps of every ``plot_*`` function: set the title, draw the legend, return ``(fig, ax)``.
+
+    ``ax`` is one axes, or several (a tuple or an array of panels): then ``title`` goes above all of them
+    (``fig.suptitle``) and the legend on the first. ``legend=True`` draws the book's small legend, a mapping
+    passes its keyword arguments to ``ax.legend`` instead (``handles=``, ``loc=``), and ``False`` draws none.
+    """
+    one_panel = hasattr(ax, "set_title")
+    if title:
+        (ax.set_title if one_panel else fig.suptitle)(title)
+    if legend:
+        first = ax if one_panel else next(iter(getattr(ax, "flat", ax)))
+        first.legend(**({"fontsize": "small"} if legend is True else legend))
+    return fig, ax

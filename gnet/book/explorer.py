@@ -11,8 +11,10 @@ Two explorers, for two ways of reading the book:
   and measures it with fvcore (:func:`gnet.analysis.count_macs`). It needs a live kernel (Colab, Jupyter): in a
   static page the callback never runs (ipywidgets #2069, #3319).
 
-The six widths, in the order of the paper's Table 1 columns: ``c1`` (#1×1), ``c2_reduce`` (#3×3 reduce),
-``c2_out`` (#3×3), ``c3_reduce`` (#5×5 reduce), ``c3_out`` (#5×5), ``c4`` (pool proj).
+Both set the six widths of :class:`~gnet.table1.InceptionSpec` under its own names (Table 1's columns,
+:data:`gnet.table1.WIDTH_FIELDS`): ``n1x1``, ``n3x3_reduce``, ``n3x3``, ``n5x5_reduce``, ``n5x5``, ``pool_proj``.
+The same names are the explorer's HTML attributes, the keys of its JavaScript and the arguments of
+:meth:`InceptionSliders.set_widths`; the labels are Table 1's column headers ("#3×3 reduce").
 """
 
 from __future__ import annotations
@@ -23,25 +25,22 @@ import itertools
 import json
 import statistics
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
 from gnet._validate import positive_int
-from gnet.analysis import count_macs, count_params, inception_counts
-from gnet.model import Inception
-from gnet.plotting import BRANCH_COLORS, BRANCH_LABELS, format_count
-from gnet.table1 import INCEPTION_SPECS, InceptionSpec
+from gnet.analysis import BlockCounts, count_macs, count_params, spec_counts
+from gnet.book.figures import BRANCH_COLORS, BRANCH_LABELS, format_count
+from gnet.model import BRANCH_NAMES, Inception
+from gnet.table1 import INCEPTION_SPECS, WIDTH_FIELDS, InceptionSpec
 
 __all__ = [
-    "WIDTH_FIELDS",
     "WIDTH_LABELS",
     "FORMULA_BEGIN",
     "FORMULA_END",
     "EXPLORER_FORMULA_JS",
-    "spec_widths",
-    "spec_from_widths",
     "static_explorer_html",
     "static_explorer",
     "LiveCounts",
@@ -50,23 +49,21 @@ __all__ = [
     "inception_sliders",
 ]
 
-#: The six widths an explorer sets, in Table 1's column order.
-WIDTH_FIELDS = ("c1", "c2_reduce", "c2_out", "c3_reduce", "c3_out", "c4")
 
-#: Each width's label: Table 1's column name, then the argument of :class:`gnet.Inception` it sets.
-WIDTH_LABELS = {
-    "c1": "#1×1 (c1)",
-    "c2_reduce": "#3×3 reduce (c2[0])",
-    "c2_out": "#3×3 (c2[1])",
-    "c3_reduce": "#5×5 reduce (c3[0])",
-    "c3_out": "#5×5 (c3[1])",
-    "c4": "pool proj (c4)",
-}
+def _table1_header(field: str) -> str:
+    """Table 1's header of a width column: ``n3x3_reduce`` -> "#3×3 reduce", ``pool_proj`` -> "pool proj"."""
+    header = field.replace("_", " ").replace("x", "×")
+    return "#" + header[1:] if field.startswith("n") else header
+
+
+#: Each width's label: its column header in Table 1 ("#1×1", "#3×3 reduce", … "pool proj").
+WIDTH_LABELS: dict[str, str] = {name: _table1_header(name) for name in WIDTH_FIELDS}
 
 _DEFAULT_SPEC = INCEPTION_SPECS["inception3a"]
 
 # The closed form, in JavaScript. The markers let the tests cut this exact text out of the emitted HTML and run
-# it with node, so what is tested is what the page runs.
+# it with node, so what is tested is what the page runs. ``cfg`` holds the InceptionSpec's fields under their
+# Python names, plus height, width, branch3_kernel and bias.
 FORMULA_BEGIN = "/* gnet-explorer-formula:begin */"
 FORMULA_END = "/* gnet-explorer-formula:end */"
 EXPLORER_FORMULA_JS = f"""{FORMULA_BEGIN}
@@ -76,7 +73,7 @@ function gnetInceptionCounts(cfg) {{
   // Max pooling and concatenation cost no multiply-adds and have no parameters.
   var hw = cfg.height * cfg.width;
   var bias = cfg.bias === undefined ? true : cfg.bias;
-  var k3 = cfg.branch3Kernel === undefined ? 5 : cfg.branch3Kernel;
+  var k3 = cfg.branch3_kernel === undefined ? 5 : cfg.branch3_kernel;
   function conv(cin, cout, k) {{
     var weights = cin * cout * k * k;
     return {{ macs: weights * hw, params: weights + (bias ? cout : 0) }};
@@ -87,68 +84,37 @@ function gnetInceptionCounts(cfg) {{
     return total;
   }}
   var branches = {{
-    branch1: chain([conv(cfg.inChannels, cfg.c1, 1)]),
-    branch2: chain([conv(cfg.inChannels, cfg.c2Reduce, 1), conv(cfg.c2Reduce, cfg.c2Out, 3)]),
-    branch3: chain([conv(cfg.inChannels, cfg.c3Reduce, 1), conv(cfg.c3Reduce, cfg.c3Out, k3)]),
-    branch4: chain([conv(cfg.inChannels, cfg.c4, 1)])
+    branch1: chain([conv(cfg.in_channels, cfg.n1x1, 1)]),
+    branch2: chain([conv(cfg.in_channels, cfg.n3x3_reduce, 1), conv(cfg.n3x3_reduce, cfg.n3x3, 3)]),
+    branch3: chain([conv(cfg.in_channels, cfg.n5x5_reduce, 1), conv(cfg.n5x5_reduce, cfg.n5x5, k3)]),
+    branch4: chain([conv(cfg.in_channels, cfg.pool_proj, 1)])
   }};
-  var channels = {{ branch1: cfg.c1, branch2: cfg.c2Out, branch3: cfg.c3Out, branch4: cfg.c4 }};
-  var result = {{ macs: 0, params: 0, outChannels: 0, branches: branches, channels: channels }};
+  var channels = {{ branch1: cfg.n1x1, branch2: cfg.n3x3, branch3: cfg.n5x5, branch4: cfg.pool_proj }};
+  var result = {{ macs: 0, params: 0, out_channels: 0, branches: branches, channels: channels }};
   Object.keys(branches).forEach(function (name) {{
     result.macs += branches[name].macs;
     result.params += branches[name].params;
-    result.outChannels += channels[name];
+    result.out_channels += channels[name];
   }});
   return result;
 }}
 {FORMULA_END}"""
 
-# JavaScript keys of the six widths (the formula's cfg fields).
-_JS_KEYS = {
-    "c1": "c1",
-    "c2_reduce": "c2Reduce",
-    "c2_out": "c2Out",
-    "c3_reduce": "c3Reduce",
-    "c3_out": "c3Out",
-    "c4": "c4",
-}
-
 _element_ids = itertools.count(1)
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Widths <-> InceptionSpec
-# ------------------------------------------------------------------------------------------------------------
+def _widths(spec: InceptionSpec) -> dict[str, int]:
+    """The six widths of ``spec``, keyed by :data:`~gnet.table1.WIDTH_FIELDS`."""
+    return {name: getattr(spec, name) for name in WIDTH_FIELDS}
 
 
-def spec_widths(spec: InceptionSpec) -> dict[str, int]:
-    """The six widths of ``spec`` as a dict keyed by :data:`WIDTH_FIELDS`."""
+def _check_spec(name: str, spec: object) -> InceptionSpec:
+    """``spec`` if it is an InceptionSpec of positive ints, else ``ValueError`` naming the field that is not."""
     if not isinstance(spec, InceptionSpec):
-        raise ValueError(f"spec must be a gnet.table1.InceptionSpec, got {type(spec).__name__}")
-    return {
-        "c1": spec.c1,
-        "c2_reduce": spec.c2[0],
-        "c2_out": spec.c2[1],
-        "c3_reduce": spec.c3[0],
-        "c3_out": spec.c3[1],
-        "c4": spec.c4,
-    }
-
-
-def spec_from_widths(in_channels: int, widths: Mapping[str, int]) -> InceptionSpec:
-    """An :class:`~gnet.table1.InceptionSpec` from ``in_channels`` and the six widths of :data:`WIDTH_FIELDS`."""
-    positive_int("in_channels", in_channels)
-    if set(widths) != set(WIDTH_FIELDS):
-        raise ValueError(f"widths must have exactly the keys {WIDTH_FIELDS}, got {tuple(widths)}")
-    for name in WIDTH_FIELDS:
-        positive_int(name, widths[name])
-    return InceptionSpec(
-        in_channels,
-        widths["c1"],
-        (widths["c2_reduce"], widths["c2_out"]),
-        (widths["c3_reduce"], widths["c3_out"]),
-        widths["c4"],
-    )
+        raise ValueError(f"{name} must be a gnet.table1.InceptionSpec, got {type(spec).__name__}")
+    for field, value in spec._asdict().items():
+        positive_int(f"{name}.{field}", value)
+    return spec
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -176,25 +142,25 @@ _CSS = """
 #{id} .gnet-bar-track {{ position: relative; height: 0.9em; background: rgba(127, 127, 127, 0.12);
   border-radius: 2px; }}
 #{id} .gnet-bar {{ height: 100%; border-radius: 2px; }}
-#{id} .gnet-bar-paper {{ position: absolute; top: -0.15em; bottom: -0.15em; width: 2px; background: currentColor;
+#{id} .gnet-bar-reference {{ position: absolute; top: -0.15em; bottom: -0.15em; width: 2px; background: currentColor;
   opacity: 0.7; }}
 #{id} .gnet-bar-value {{ text-align: right; font-variant-numeric: tabular-nums; }}
 #{id} .gnet-note {{ margin: 0.4em 0 0 0; font-size: 0.9em; opacity: 0.85; }}
 """
 
-# The part of the script that wires the controls to the formula; {id} and the JSON blobs are filled in.
+# The part of the script that wires the controls to the formula; the formula, the element id and the JSON blobs
+# are filled in by _script.
 _SCRIPT = """
 (function () {{
   "use strict";
   {formula}
   var root = document.getElementById({id_json});
   if (!root) {{ return; }}
-  var paper = {paper_json};
+  var defaults = {defaults_json};
   var fixed = {fixed_json};
-  var jsKeys = {js_keys_json};
   var colors = {colors_json};
   function formatCount(n) {{
-    // Three significant digits and an SI prefix, like gnet.plotting.format_count.
+    // Three significant digits and an SI prefix, like gnet.book.figures.format_count.
     var prefixes = [[1e12, " T"], [1e9, " G"], [1e6, " M"], [1e3, " k"]];
     for (var i = 0; i < prefixes.length; i++) {{
       if (n >= prefixes[i][0]) {{ return Number((n / prefixes[i][0]).toPrecision(3)) + prefixes[i][1]; }}
@@ -203,13 +169,8 @@ _SCRIPT = """
   }}
   function exact(n) {{ return n.toLocaleString("en-US"); }}
   function ratio(a, b) {{ return "\\u00d7" + (a / b).toFixed(2); }}
-  function config(widths) {{
-    var cfg = {{ inChannels: fixed.inChannels, height: fixed.height, width: fixed.width,
-                branch3Kernel: fixed.branch3Kernel, bias: fixed.bias }};
-    Object.keys(jsKeys).forEach(function (name) {{ cfg[jsKeys[name]] = widths[name]; }});
-    return cfg;
-  }}
-  var reference = gnetInceptionCounts(config(paper));
+  function config(widths) {{ return Object.assign({{}}, fixed, widths); }}
+  var reference = gnetInceptionCounts(config(defaults));
   var inputs = root.querySelectorAll("input[data-width]");
   function set(field, text) {{ root.querySelector('[data-gnet="' + field + '"]').textContent = text; }}
   function update() {{
@@ -221,16 +182,16 @@ _SCRIPT = """
     var counts = gnetInceptionCounts(config(widths));
     set("macs", exact(counts.macs) + " (" + formatCount(counts.macs) + ")");
     set("params", exact(counts.params) + " (" + formatCount(counts.params) + ")");
-    set("out-channels", exact(counts.outChannels));
+    set("out-channels", exact(counts.out_channels));
     set("ratio-macs", ratio(counts.macs, reference.macs));
     set("ratio-params", ratio(counts.params, reference.params));
-    set("ratio-out-channels", ratio(counts.outChannels, reference.outChannels));
+    set("ratio-out-channels", ratio(counts.out_channels, reference.out_channels));
     var scale = Math.max(counts.macs, reference.macs);
     Object.keys(counts.branches).forEach(function (name) {{
       var bar = root.querySelector('[data-bar="' + name + '"]');
       bar.style.width = (100 * counts.branches[name].macs / scale).toFixed(2) + "%";
       bar.style.background = colors[name];
-      root.querySelector('[data-bar-paper="' + name + '"]').style.left =
+      root.querySelector('[data-bar-reference="' + name + '"]').style.left =
         (100 * reference.branches[name].macs / scale).toFixed(2) + "%";
       root.querySelector('[data-bar-value="' + name + '"]').textContent = formatCount(counts.branches[name].macs);
     }});
@@ -238,13 +199,100 @@ _SCRIPT = """
   }}
   inputs.forEach(function (input) {{ input.addEventListener("input", update); }});
   root.querySelector('button[data-action="reset"]').addEventListener("click", function () {{
-    inputs.forEach(function (input) {{ input.value = paper[input.dataset.width]; }});
+    inputs.forEach(function (input) {{ input.value = defaults[input.dataset.width]; }});
     update();
   }});
   update();
   root.dataset.ready = "true";
 }})();
 """
+
+
+def _default_max_width(widths: dict[str, int]) -> int:
+    return max(256, 2 * max(widths.values()))
+
+
+def _paper_block_name(spec: InceptionSpec) -> str | None:
+    """The paper's name of ``spec`` (``"3a"`` … ``"5b"``) when it is one of INCEPTION_SPECS, else ``None``."""
+    return next((name.removeprefix("inception") for name, s in INCEPTION_SPECS.items() if s == spec), None)
+
+
+def _check_element_id(element_id: str | None) -> str:
+    if element_id is None:
+        return f"gnet-explorer-{next(_element_ids)}"
+    if not isinstance(element_id, str) or not element_id.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"element_id must be letters, digits, '-' or '_', got {element_id!r}")
+    return element_id
+
+
+def _controls_html(element_id: str, default_widths: dict[str, int], max_width: int) -> str:
+    """A labelled range input and its shown value for each of the six widths."""
+    esc = html.escape
+    return "".join(
+        f'<label for="{element_id}-{name}">{esc(WIDTH_LABELS[name])}</label>'
+        f'<input type="range" id="{element_id}-{name}" data-width="{name}" min="1" max="{max_width}" step="1" '
+        f'value="{default_widths[name]}" aria-label="{esc(WIDTH_LABELS[name])}">'
+        f'<output data-width="{name}" for="{element_id}-{name}">{default_widths[name]}</output>'
+        for name in WIDTH_FIELDS
+    )
+
+
+def _counts_table_html(counts: BlockCounts, reference_name: str, bias: bool) -> str:
+    """The table of MACs, parameters and output channels, filled with ``counts`` until the script runs."""
+    bias_note = "weights and biases" if bias else "weights only (no biases)"
+    rows = "".join(
+        f'<tr><td>{label}</td><td data-gnet="{field}">{shown}</td><td>{reference:,}</td>'
+        f'<td data-gnet="ratio-{field}">×1.00</td></tr>'
+        for label, field, shown, reference in (
+            ("MACs", "macs", f"{counts.macs:,} ({format_count(counts.macs)})", counts.macs),
+            (
+                f"Parameters ({bias_note})",
+                "params",
+                f"{counts.params:,} ({format_count(counts.params)})",
+                counts.params,
+            ),
+            ("Output channels", "out-channels", f"{counts.out_channels:,}", counts.out_channels),
+        )
+    )
+    return (
+        f"<table><thead><tr><th></th><th>this setting</th><th>{html.escape(reference_name)}</th><th>ratio</th></tr>"
+        f"</thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _branch_bars_html(counts: BlockCounts) -> str:
+    """One bar per branch, its length the branch's share of the MACs, with a mark where the reference's ends."""
+    rows = []
+    for name in BRANCH_NAMES:
+        share = f"{100 * counts.branch_macs[name] / counts.macs:.2f}%"
+        rows.append(
+            f'<div class="gnet-bar-row"><span>{html.escape(BRANCH_LABELS[name])}</span>'
+            f'<div class="gnet-bar-track"><div class="gnet-bar" data-bar="{name}" '
+            f'style="width: {share}; background: {BRANCH_COLORS[name]};"></div>'
+            f'<div class="gnet-bar-reference" data-bar-reference="{name}" style="left: {share};"></div></div>'
+            f'<span class="gnet-bar-value" data-bar-value="{name}">{format_count(counts.branch_macs[name])}</span>'
+            "</div>"
+        )
+    return f'<div class="gnet-bars">{"".join(rows)}</div>'
+
+
+def _script(element_id: str, defaults: InceptionSpec, height: int, width: int, branch3_kernel: int, bias: bool) -> str:
+    """The explorer's JavaScript: the formula, and the wiring of the controls to it."""
+    # What the sliders do not change; the formula's cfg is this plus the six widths.
+    fixed = {
+        "in_channels": defaults.in_channels,
+        "height": height,
+        "width": width,
+        "branch3_kernel": branch3_kernel,
+        "bias": bias,
+    }
+    return _SCRIPT.format(
+        formula=EXPLORER_FORMULA_JS,
+        id_json=json.dumps(element_id),
+        defaults_json=json.dumps(_widths(defaults)),
+        fixed_json=json.dumps(fixed),
+        colors_json=json.dumps(BRANCH_COLORS),
+    )
 
 
 def static_explorer_html(
@@ -265,86 +313,32 @@ def static_explorer_html(
     ``defaults`` (an :class:`~gnet.table1.InceptionSpec`, the paper's inception 3a unless given) fixes the input
     channels and is the reference the ratios compare with; the block sees a ``height × width`` map. Sliders run
     from 1 to ``max_width`` (default: ``max(256, 2 × the widest default)``). The numbers shown before the script
-    runs come from :func:`gnet.analysis.inception_counts`, so the page is right even with JavaScript off.
+    runs come from :func:`gnet.analysis.spec_counts`, so the page is right even with JavaScript off.
     Needs no kernel and no network; ``element_id`` (default: a fresh ``gnet-explorer-N``) must be unique on the
     page. ``title`` and ``reference_name`` default to the paper's block name when ``defaults`` is one of
     :data:`~gnet.table1.INCEPTION_SPECS` (e.g. "the paper's 3a").
     """
-    if not isinstance(defaults, InceptionSpec):
-        raise ValueError(f"defaults must be a gnet.table1.InceptionSpec, got {type(defaults).__name__}")
+    _check_spec("defaults", defaults)
     for name, value in (("height", height), ("width", width), ("branch3_kernel", branch3_kernel)):
         positive_int(name, value)
     if branch3_kernel % 2 == 0:
         raise ValueError(f"branch3_kernel must be odd (so 'same' padding exists), got {branch3_kernel}")
-    paper = spec_widths(defaults)
-    spec_from_widths(defaults.in_channels, paper)  # validates every width
-    if max_width is None:
-        max_width = max(256, 2 * max(paper.values()))
-    positive_int("max_width", max_width)
-    if max_width < max(paper.values()):
-        raise ValueError(f"max_width must be at least the widest default ({max(paper.values())}), got {max_width}")
-    if element_id is None:
-        element_id = f"gnet-explorer-{next(_element_ids)}"
-    if not isinstance(element_id, str) or not element_id.replace("-", "").replace("_", "").isalnum():
-        raise ValueError(f"element_id must be letters, digits, '-' or '_', got {element_id!r}")
+    default_widths = _widths(defaults)
+    widest = max(default_widths.values())
+    max_width = _default_max_width(default_widths) if max_width is None else positive_int("max_width", max_width)
+    if max_width < widest:
+        raise ValueError(f"max_width must be at least the widest default ({widest}), got {max_width}")
+    element_id = _check_element_id(element_id)
 
-    block_name = next((name.removeprefix("inception") for name, s in INCEPTION_SPECS.items() if s == defaults), None)
+    block_name = _paper_block_name(defaults)
     if title is None:
         title = f"Inception {block_name or 'block'} explorer (computed in your browser)"
     if reference_name is None:
         reference_name = f"the paper's {block_name}" if block_name else "the default setting"
 
-    counts = inception_counts(*defaults, height, width, branch3_kernel=branch3_kernel, bias=bias)
-    esc = html.escape
-    controls = "".join(
-        f'<label for="{element_id}-{name}">{esc(WIDTH_LABELS[name])}</label>'
-        f'<input type="range" id="{element_id}-{name}" data-width="{name}" min="1" max="{max_width}" step="1" '
-        f'value="{paper[name]}" aria-label="{esc(WIDTH_LABELS[name])}">'
-        f'<output data-width="{name}" for="{element_id}-{name}">{paper[name]}</output>'
-        for name in WIDTH_FIELDS
-    )
-    scale = counts.macs
-    bars = "".join(
-        f'<div class="gnet-bar-row"><span>{esc(BRANCH_LABELS[name])}</span>'
-        f'<div class="gnet-bar-track"><div class="gnet-bar" data-bar="{name}" '
-        f'style="width: {100 * counts.branch_macs[name] / scale:.2f}%; background: {BRANCH_COLORS[name]};"></div>'
-        f'<div class="gnet-bar-paper" data-bar-paper="{name}" '
-        f'style="left: {100 * counts.branch_macs[name] / scale:.2f}%;"></div></div>'
-        f'<span class="gnet-bar-value" data-bar-value="{name}">{format_count(counts.branch_macs[name])}</span></div>'
-        for name in ("branch1", "branch2", "branch3", "branch4")
-    )
+    counts = spec_counts(defaults, height, width, branch3_kernel=branch3_kernel, bias=bias)
     kernel_note = "" if branch3_kernel == 5 else f" Branch 3 uses a {branch3_kernel}×{branch3_kernel} kernel."
-    bias_note = "weights and biases" if bias else "weights only (no biases)"
-    rows = "".join(
-        f'<tr><td>{label}</td><td data-gnet="{field}">{shown}</td><td>{reference:,}</td>'
-        f'<td data-gnet="ratio-{field}">×1.00</td></tr>'
-        for label, field, shown, reference in (
-            ("MACs", "macs", f"{counts.macs:,} ({format_count(counts.macs)})", counts.macs),
-            (
-                f"Parameters ({bias_note})",
-                "params",
-                f"{counts.params:,} ({format_count(counts.params)})",
-                counts.params,
-            ),
-            ("Output channels", "out-channels", f"{counts.out_channels:,}", counts.out_channels),
-        )
-    )
-    script = _SCRIPT.format(
-        formula=EXPLORER_FORMULA_JS,
-        id_json=json.dumps(element_id),
-        paper_json=json.dumps(paper),
-        fixed_json=json.dumps(
-            {
-                "inChannels": defaults.in_channels,
-                "height": height,
-                "width": width,
-                "branch3Kernel": branch3_kernel,
-                "bias": bias,
-            }
-        ),
-        js_keys_json=json.dumps(_JS_KEYS),
-        colors_json=json.dumps(BRANCH_COLORS),
-    )
+    esc = html.escape
     return (
         f'<div id="{element_id}" class="gnet-explorer" data-ready="false">'
         f"<style>{_CSS.format(id=element_id)}</style>"
@@ -352,16 +346,15 @@ def static_explorer_html(
         f'<p class="gnet-sub">Input: {height}×{width}×{defaults.in_channels}. Move a slider: the counts use the '
         f"closed form C<sub>in</sub>·C<sub>out</sub>·k²·H·W per convolution, computed by this page itself "
         f"(no kernel, no network).{kernel_note}</p>"
-        f'<div class="gnet-controls">{controls}</div>'
+        f'<div class="gnet-controls">{_controls_html(element_id, default_widths, max_width)}</div>'
         f'<button type="button" data-action="reset">Reset to {esc(reference_name)}</button>'
-        f"<table><thead><tr><th></th><th>this setting</th><th>{esc(reference_name)}</th><th>ratio</th></tr>"
-        f"</thead><tbody>{rows}</tbody></table>"
-        f'<div class="gnet-bars">{bars}</div>'
+        f"{_counts_table_html(counts, reference_name, bias)}"
+        f"{_branch_bars_html(counts)}"
         f'<p class="gnet-note">Bars: MACs per branch (1×1, 3×3, 5×5, pool); the thin line marks '
         f"{esc(reference_name)}. Pooling and concatenation cost no multiply-adds.</p>"
         f'<noscript><p class="gnet-note">This explorer needs JavaScript; the numbers above are '
         f"{esc(reference_name)}'s.</p></noscript>"
-        f"<script>{script}</script></div>"
+        f"<script>{_script(element_id, defaults, height, width, branch3_kernel, bias)}</script></div>"
     )
 
 
@@ -408,13 +401,12 @@ def measure_inception(
     MACs come from :func:`gnet.analysis.count_macs` (convolutions, as the paper counts), parameters from
     :func:`gnet.analysis.count_params`, output channels from the block (the sum of its four branch widths).
     """
-    if not isinstance(spec, InceptionSpec):
-        raise ValueError(f"spec must be a gnet.table1.InceptionSpec, got {type(spec).__name__}")
+    _check_spec("spec", spec)
     for name, value in (("height", height), ("width", width), ("threads", threads)):
         positive_int(name, value)
     start = time.perf_counter()
     with _torch_threads(threads), torch.no_grad():
-        block = Inception(*spec, branch3_kernel=branch3_kernel)
+        block = Inception.from_spec(spec, branch3_kernel=branch3_kernel)
         macs = count_macs(block, (1, spec.in_channels, height, width)).total
         params = count_params(block)
     return LiveCounts(spec, macs, params, block.out_channels, time.perf_counter() - start)
@@ -442,17 +434,17 @@ class InceptionSliders:
     ) -> None:
         import ipywidgets as widgets
 
-        self.defaults = defaults
+        self.defaults = _check_spec("defaults", defaults)
         self.height, self.width, self.branch3_kernel = height, width, branch3_kernel
-        paper = spec_widths(defaults)
-        max_width = max(256, 2 * max(paper.values())) if max_width is None else max_width
-        positive_int("max_width", max_width)
+        default_widths = _widths(defaults)
+        max_width = _default_max_width(default_widths) if max_width is None else positive_int("max_width", max_width)
+        self._reference_label = "paper's" if _paper_block_name(defaults) else "default"
         self.reference = measure_inception(defaults, height, width, branch3_kernel=branch3_kernel)
         self.latencies_ms: list[float] = []
         self.last: LiveCounts = self.reference
         self.sliders = {
             name: widgets.IntSlider(
-                value=paper[name],
+                value=default_widths[name],
                 min=1,
                 max=max_width,
                 description=WIDTH_LABELS[name],
@@ -463,8 +455,8 @@ class InceptionSliders:
             for name in WIDTH_FIELDS
         }
         self.output = widgets.HTML()
-        reset = widgets.Button(description="Reset to the paper's widths")
-        reset.on_click(lambda _button: self.set_widths(**paper))
+        reset = widgets.Button(description=f"Reset to the {self._reference_label} widths")
+        reset.on_click(lambda _button: self.set_widths(**default_widths))
         for slider in self.sliders.values():
             slider.observe(self._on_change, names="value")
         self.widget = widgets.VBox([*self.sliders.values(), reset, self.output])
@@ -475,7 +467,7 @@ class InceptionSliders:
         return {name: slider.value for name, slider in self.sliders.items()}
 
     def set_widths(self, **widths: int) -> None:
-        """Move sliders as a reader would (each move runs the callback), e.g. ``set_widths(c3_reduce=192)``."""
+        """Move sliders as a reader would (each move runs the callback), e.g. ``set_widths(n5x5_reduce=192)``."""
         unknown = set(widths) - set(WIDTH_FIELDS)
         if unknown:
             raise ValueError(f"unknown widths {sorted(unknown)}; expected some of {WIDTH_FIELDS}")
@@ -491,7 +483,7 @@ class InceptionSliders:
 
     def _on_change(self, _change: object) -> None:
         start = time.perf_counter()
-        spec = spec_from_widths(self.defaults.in_channels, self.widths())
+        spec = self.defaults._replace(**self.widths())
         self.last = measure_inception(spec, self.height, self.width, branch3_kernel=self.branch3_kernel)
         self._show(self.last)
         self.latencies_ms.append(1000 * (time.perf_counter() - start))
@@ -509,7 +501,7 @@ class InceptionSliders:
             )
         )
         self.output.value = (
-            "<table><tr><th></th><th>this setting</th><th>paper's setting</th><th>ratio</th></tr>"
+            f"<table><tr><th></th><th>this setting</th><th>{self._reference_label} setting</th><th>ratio</th></tr>"
             f"{rows}</table><p>Built and measured with fvcore in {1000 * counts.seconds:.0f} ms "
             f"({self.height}×{self.width}×{self.defaults.in_channels} input, batch 1).</p>"
         )

@@ -8,7 +8,7 @@ Section 3 of the GoogLeNet paper (Szegedy et al. 2015, arXiv:1409.4842) argues f
 3. hardware is fast at dense arithmetic and slow at sparse arithmetic, so Inception covers the plausible
    scales (1x1, 3x3, 5x5) densely and in parallel instead.
 
-This module holds the measurements that chapter 2 of the book makes for each point, on real photographs:
+This module holds the measurements that the chapter "Why go wide" makes for each point, on real photographs:
 
 * :func:`load_photos`, :func:`filter_bank`, :func:`responses` - photographs and a bank of oriented
   derivative-of-Gaussian filters at several scales;
@@ -16,7 +16,10 @@ This module holds the measurements that chapter 2 of the book makes for each poi
 * :func:`channel_correlation`, :func:`clustered_correlation`, :func:`pair_correlations`,
   :func:`count_clusters`, :func:`conv_responses` - which channels fire together;
 * :func:`time_dense_vs_sparse`, :func:`crossover_sparsity` - dense against sparse matrix products;
-* ``plot_*`` - the chapter's figures. They draw on a given ``ax`` or make a new figure, and never save.
+* ``plot_*`` - the chapter's figures. They draw on a given ``ax`` or make a new figure, and never save
+  (:mod:`gnet.book.figures` styles them).
+
+The chapter names the machine its timings ran on with :func:`gnet.device.device_name`.
 
 All analysis functions are pure: they read their inputs and return new arrays. Anything a user passes in is
 checked, and bad input raises ``ValueError`` saying what was expected and what was given.
@@ -26,16 +29,17 @@ from __future__ import annotations
 
 import logging
 import math
-import platform
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from gnet._validate import finite_number, int_at_least, positive_int
+from gnet.book.figures import axes_or_new, finish
 
 __all__ = [
     "PHOTO_NAMES",
@@ -49,7 +53,6 @@ __all__ = [
     "correlation_vs_distance",
     "count_clusters",
     "crossover_sparsity",
-    "device_description",
     "filter_bank",
     "load_photo",
     "load_photos",
@@ -120,8 +123,7 @@ def load_photos(
     names = tuple(names)
     if not names:
         raise ValueError(f"expected at least one photo name from {PHOTO_NAMES}, got none")
-    if short_side is not None and (not isinstance(short_side, int) or short_side < 8):
-        raise ValueError(f"expected short_side to be None or an int >= 8, got {short_side!r}")
+    int_at_least("short_side", short_side, 8, optional=True)
     from skimage.color import rgb2gray
     from skimage.transform import resize
 
@@ -169,8 +171,7 @@ def filter_bank(
     orders = tuple(orders)
     if not scales or any(not math.isfinite(s) or s <= 0 for s in scales):
         raise ValueError(f"expected one or more positive, finite scales (sigma in pixels), got {scales!r}")
-    if not isinstance(orientations, int) or orientations < 1:
-        raise ValueError(f"expected orientations to be an int >= 1, got {orientations!r}")
+    positive_int("orientations", orientations)
     if not orders or any(o not in _ORDER_NAMES for o in orders):
         raise ValueError(f"expected orders from {tuple(_ORDER_NAMES)}, got {orders!r}")
 
@@ -254,8 +255,7 @@ def correlation_vs_distance(responses: np.ndarray, max_distance: int) -> np.ndar
     if values.ndim not in (2, 3):
         raise ValueError(f"expected responses of shape (H, W) or (C, H, W), got shape {values.shape}")
     stack = values[None] if values.ndim == 2 else values
-    if isinstance(max_distance, bool) or not isinstance(max_distance, (int, np.integer)) or max_distance < 1:
-        raise ValueError(f"expected max_distance to be an int >= 1, got {max_distance!r}")
+    positive_int("max_distance", int(max_distance) if isinstance(max_distance, np.integer) else max_distance)
     if max_distance >= min(stack.shape[1:]) - 1:
         raise ValueError(
             f"expected max_distance < {min(stack.shape[1:]) - 1} for responses of spatial size "
@@ -393,8 +393,7 @@ def random_sparse_matrix(
 
     The same ``seed`` gives the same matrix on every device.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"expected n to be an int >= 1, got {n!r}")
+    positive_int("n", n)
     if not 0 <= sparsity < 1:
         raise ValueError(f"expected a sparsity (fraction of zeros) in [0, 1), got {sparsity!r}")
     generator = torch.Generator().manual_seed(seed)
@@ -453,17 +452,14 @@ def time_dense_vs_sparse(
     finally:
         extension_logger.setLevel(level)
 
-    columns = n if columns is None else columns
-    if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
-        raise ValueError(f"expected columns to be None or an int >= 1, got {columns!r}")
+    columns = positive_int("columns", n if columns is None else columns)
     sparsities = tuple(float(s) for s in sparsities)
     if not sparsities:
         raise ValueError("expected one or more sparsities in [0, 1), got none")
     layouts = tuple(layouts)
     if not layouts or any(layout not in SPARSE_LAYOUTS for layout in layouts):
         raise ValueError(f"expected layouts from {SPARSE_LAYOUTS}, got {layouts!r}")
-    if min_run_time <= 0:
-        raise ValueError(f"expected a positive min_run_time in seconds, got {min_run_time!r}")
+    finite_number("min_run_time", min_run_time, low_open=True)  # seconds
 
     other = torch.randn(n, columns, generator=torch.Generator().manual_seed(seed + 1), dtype=dtype).to(device)
     timings = []
@@ -481,21 +477,6 @@ def time_dense_vs_sparse(
             seconds = timer.blocked_autorange(min_run_time=min_run_time).median
             timings.append(SparseTiming(sparsity, layout, seconds, nnz))
     return timings
-
-
-def device_description(device: str | torch.device = "cpu") -> str:
-    """A short description of where :func:`time_dense_vs_sparse` runs, e.g. "AMD EPYC 7B13 (cpu, 2 threads)"."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (cuda)"
-    name = platform.processor() or platform.machine() or "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")  # Linux only; elsewhere the platform module's answer stands
-    if cpuinfo.exists():
-        models = [
-            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
-        ]
-        name = models[0] if models else name
-    return f"{name} ({device.type}, {torch.get_num_threads()} threads)"
 
 
 def crossover_sparsity(timings: Sequence[SparseTiming], layout: str | None = None) -> float | None:
@@ -529,16 +510,8 @@ def crossover_sparsity(timings: Sequence[SparseTiming], layout: str | None = Non
 
 
 # --------------------------------------------------------------------------------------------------------
-# Figures (styling comes from gnet.plotting.use_book_style; these only choose what to draw)
+# Figures (styling comes from gnet.book.figures.use_book_style; these only choose what to draw)
 # --------------------------------------------------------------------------------------------------------
-def _new_axes(ax, figsize):
-    from gnet.plotting import new_figure
-
-    if ax is not None:
-        return ax.figure, ax
-    return new_figure(width=figsize[0], height=figsize[1])
-
-
 def plot_photos(photos: Mapping[str, np.ndarray]):
     """Show the photographs side by side, with their size in pixels. Returns (fig, axes)."""
     import matplotlib.pyplot as plt
@@ -565,8 +538,8 @@ def plot_filter_bank(bank: FilterBank, columns: int | None = None):
         limit = np.abs(kernel).max()
         ax.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit)
         ax.set_title(label, fontsize="small")
-    fig.suptitle(f"Filter bank: {count} kernels of {bank.kernels.shape[2]}×{bank.kernels.shape[1]} px (red +, blue −)")
-    return fig, axes
+    title = f"Filter bank: {count} kernels of {bank.kernels.shape[2]}×{bank.kernels.shape[1]} px (red +, blue −)"
+    return finish(fig, axes, title=title, legend=False)
 
 
 def plot_correlation_vs_distance(
@@ -583,7 +556,7 @@ def plot_correlation_vs_distance(
     per photograph) drawn as thin lines of the same colour. ``styles`` maps a label to extra ``ax.plot``
     keyword arguments (``color``, ``linestyle`` ...). A dotted line marks ``threshold``.
     """
-    fig, ax = _new_axes(ax, (5, 3.5))
+    fig, ax = axes_or_new(ax, width=5, height=3.5)
     for label, values in curves.items():
         stack = np.atleast_2d(values)
         style = dict((styles or {}).get(label, {}))
@@ -600,10 +573,7 @@ def plot_correlation_vs_distance(
     ax.set_xlabel("distance (pixels)")
     ax.set_ylabel("correlation r")
     ax.set_ylim(-0.3, 1.02)
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize="small")
-    return fig, ax
+    return finish(fig, ax, title=title)
 
 
 def plot_clustered_correlation(
@@ -611,7 +581,7 @@ def plot_clustered_correlation(
 ):
     """Heat map of the correlation matrix with rows and columns in clustering order. Returns (fig, ax)."""
     matrix, order = clustered
-    fig, ax = _new_axes(ax, (6, 5))
+    fig, ax = axes_or_new(ax, width=6, height=5)
     image = ax.imshow(matrix[np.ix_(order, order)], cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
     fig.colorbar(image, ax=ax, label="correlation r", shrink=0.8)
     if labels is not None and len(labels) <= 40:
@@ -621,9 +591,7 @@ def plot_clustered_correlation(
     else:
         ax.set_xlabel("channel (clustered order)")
         ax.set_ylabel("channel (clustered order)")
-    if title:
-        ax.set_title(title)
-    return fig, ax
+    return finish(fig, ax, title=title, legend=False)
 
 
 def plot_pair_histogram(pairs: Mapping[str, np.ndarray], *, near_zero: float = 0.1, ax=None, title: str | None = None):
@@ -631,7 +599,7 @@ def plot_pair_histogram(pairs: Mapping[str, np.ndarray], *, near_zero: float = 0
 
     Each histogram is normalised to fractions of its pairs; a shaded band marks ``|r| < near_zero``.
     """
-    fig, ax = _new_axes(ax, (5, 3.5))
+    fig, ax = axes_or_new(ax, width=5, height=3.5)
     bins = np.linspace(-1, 1, 41)
     for label, values in pairs.items():
         weights = np.full(len(values), 1 / max(len(values), 1))
@@ -646,10 +614,7 @@ def plot_pair_histogram(pairs: Mapping[str, np.ndarray], *, near_zero: float = 0
     ax.axvspan(-near_zero, near_zero, color="0.9", zorder=0, label=f"|r| < {near_zero:g}")
     ax.set_xlabel("correlation r between two channels")
     ax.set_ylabel("fraction of pairs")
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize="small")
-    return fig, ax
+    return finish(fig, ax, title=title)
 
 
 def plot_sparse_timings(timings: Sequence[SparseTiming], *, ax=None, title: str | None = None):
@@ -661,7 +626,7 @@ def plot_sparse_timings(timings: Sequence[SparseTiming], *, ax=None, title: str 
     """
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-    fig, ax = _new_axes(ax, (5, 3.5))
+    fig, ax = axes_or_new(ax, width=5, height=3.5)
     for layout in dict.fromkeys(t.layout for t in timings):
         rows = sorted((t for t in timings if t.layout == layout), key=lambda t: t.sparsity)
         density = [1 - t.sparsity for t in rows]
@@ -687,10 +652,7 @@ def plot_sparse_timings(timings: Sequence[SparseTiming], *, ax=None, title: str 
     ax.invert_xaxis()
     ax.set_xlabel("sparsity (fraction of zeros in the n × n matrix)")
     ax.set_ylabel("time per product (ms)")
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize="small")
-    return fig, ax
+    return finish(fig, ax, title=title)
 
 
 # --------------------------------------------------------------------------------------------------------

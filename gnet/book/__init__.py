@@ -1,0 +1,16 @@
+"""The book's helpers: what the chapters measure and draw, one module per concept.
+
+Everything here serves the chapters in ``book/`` and needs the ``[book]`` extra (``pip install "gnet[book]"``:
+scipy, scikit-image, ipywidgets, IPython, pandas) on top of matplotlib. The core of gnet (:mod:`gnet.model`,
+:mod:`gnet.table1`, :mod:`gnet.analysis`, :mod:`gnet.data`, :mod:`gnet.train`) never imports this package.
+
+* :mod:`gnet.book.figures`: the book's figure style, branch colours, count formatting and figure finishing;
+* :mod:`gnet.book.glue`: MyST-NB's ``glue``, with a fallback so chapters also run on Colab and in plain Jupyter;
+* :mod:`gnet.book.widgets`: the note placed beside controls that need a live kernel;
+* :mod:`gnet.book.correlation`: the sparse correlation structure of photographs (chapter "Why go wide");
+* :mod:`gnet.book.stacks`: stacks of naive and of reduced Inception modules, measured and plotted;
+* :mod:`gnet.book.explorer`: the Inception width explorers, in the browser and with live ipywidgets;
+* :mod:`gnet.book.claims`: the whole network against the paper's claims, reference models and variants;
+* :mod:`gnet.book.gradients`: how much gradient reaches each layer, and what the auxiliary heads add;
+* :mod:`gnet.book.runs`: figures of a training run (its curves, per-class accuracy, confusion matrix).
+"""

@@ -1,0 +1,243 @@
+"""Evaluate a trained GoogLeNet: top-1 / top-5, per-class accuracy and predictions, and the command line.
+
+    python -m gnet.evaluate CHECKPOINT [--data-dir DIR] [--json]
+    gnet-evaluate --help
+
+``CHECKPOINT`` is any gnet checkpoint: a run's ``last.pt``, a weights file from
+:func:`gnet.checkpoint.export_weights`, or the name of a registered weight (:mod:`gnet.weights`, e.g.
+``IMAGENETTE_CPU``). Images are prepared with the evaluation transform at the resolution the checkpoint was
+trained at (``--image-size`` overrides it): resize the short side to size / 0.875, centre crop.
+
+Exit codes: 0 done, 2 bad arguments, a missing or unusable checkpoint, missing or corrupt data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gnet import data as gdata
+from gnet.checkpoint import Checkpoint, CheckpointError
+from gnet.device import DEVICES, DeviceError, autocast, device_name, resolve_device, to_device
+from gnet.weights import load_weights
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_OK",
+    "Evaluation",
+    "Predictions",
+    "confusion_matrix",
+    "evaluate",
+    "evaluate_checkpoint",
+    "main",
+    "predict",
+    "summarize",
+    "topk_correct",
+]
+
+EXIT_OK, EXIT_ERROR = 0, 2
+
+
+def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks: Sequence[int] = (1, 5)) -> list[int]:
+    """How many rows have the target among their top k logits, for each k (k is capped at the class count)."""
+    top = logits.topk(min(max(ks), logits.shape[1]), dim=1).indices
+    hits = top == target[:, None]
+    return [int(hits[:, : min(k, logits.shape[1])].any(dim=1).sum()) for k in ks]
+
+
+def evaluate(
+    model: nn.Module,
+    loader: torch.utils.data.DataLoader,
+    device: torch.device,
+    precision: str = "fp32",
+    *,
+    stop: Any = None,
+) -> dict[str, float] | None:
+    """Mean cross-entropy and top-1 / top-5 accuracy (fractions) of the main classifier over ``loader``.
+
+    ``stop`` is anything with a ``requested`` flag (the trainer's signal handler): when it is set, evaluation
+    stops after the current batch and returns None.
+    """
+    model.eval()
+    loss_sum, correct1, correct5, count = 0.0, 0, 0, 0
+    with torch.inference_mode():
+        for images, targets in loader:
+            images, targets = to_device(images, targets, device)
+            with autocast(device, precision):
+                logits = model(images)
+            logits = logits.float()
+            loss_sum += float(F.cross_entropy(logits, targets, reduction="sum"))
+            top1, top5 = topk_correct(logits, targets)
+            correct1, correct5, count = correct1 + top1, correct5 + top5, count + len(targets)
+            if stop is not None and stop.requested:
+                return None
+    return {"loss": loss_sum / count, "top1": correct1 / count, "top5": correct5 / count}
+
+
+class Predictions(NamedTuple):
+    targets: np.ndarray  # true labels
+    predictions: np.ndarray  # arg-max labels
+    probabilities: np.ndarray  # softmax, one row per image
+
+
+def predict(
+    model: nn.Module,
+    dataset: torch.utils.data.Dataset,
+    *,
+    batch_size: int = 128,
+    device: str | torch.device = "cpu",
+    workers: int = 0,
+) -> Predictions:
+    """Run ``model`` (eval mode) over ``dataset`` in order; the softmax of every image."""
+    device = torch.device(device)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    model.eval()
+    targets, probabilities = [], []
+    with torch.inference_mode():
+        for images, labels in loader:
+            images, labels = to_device(images, labels, device)
+            probabilities.append(torch.softmax(model(images).float(), dim=1).cpu())
+            targets.append(labels.cpu())
+    probs = torch.cat(probabilities).numpy()
+    return Predictions(torch.cat(targets).numpy(), probs.argmax(axis=1), probs)
+
+
+def confusion_matrix(targets: Sequence[int], predictions: Sequence[int], num_classes: int) -> np.ndarray:
+    """Counts, ``matrix[true, predicted]``."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(targets), np.asarray(predictions)), 1)
+    return matrix
+
+
+# ------------------------------------------------------------ a checkpoint on a dataset
+class Evaluation(NamedTuple):
+    """What :func:`evaluate_checkpoint` measured: the summary, every prediction, and the images they are of."""
+
+    report: dict[str, Any]  # see summarize(), plus image_size, data_dir, device, seconds
+    predictions: Predictions
+    dataset: gdata.ImageFolderDataset
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path | Checkpoint,
+    data_dir: str | Path | None = None,
+    *,
+    image_size: int | None = None,
+    batch_size: int = 128,
+    workers: int = 0,
+    device: str | torch.device = "auto",
+) -> Evaluation:
+    """Top-1, top-5, mean loss and per-class accuracy of a checkpoint on a ``val/`` split (all of it).
+
+    ``data_dir`` is found as :func:`gnet.data.resolve_data_dir` finds it (``$GNET_DATA_DIR`` when None).
+    Raises :class:`~gnet.checkpoint.CheckpointError`, :class:`~gnet.data.DataNotFoundError`,
+    :class:`~gnet.data.CorruptImageError` or ``ValueError`` with a message for the user.
+    """
+    device = resolve_device(device)
+    loaded = load_weights(checkpoint, device=device)
+    image_size = image_size or loaded.trained_with("image_size", 224)
+    root = gdata.resolve_data_dir(data_dir, loaded.trained_with("dataset_size", "160px"))
+    dataset = gdata.ImageFolderDataset(root / "val", gdata.eval_transform(image_size))
+    if dataset.classes != loaded.classes:
+        raise ValueError(f"{root / 'val'} has classes {dataset.classes}, the checkpoint {loaded.classes}")
+    started = time.perf_counter()
+    result = predict(loaded.model, dataset, batch_size=batch_size, device=device, workers=workers)
+    report = summarize(result, loaded.class_names) | {
+        "image_size": image_size,
+        "data_dir": str(dataset.root),
+        "device": device_name(device),
+        "seconds": time.perf_counter() - started,
+    }
+    return Evaluation(report, result, dataset)
+
+
+def summarize(result: Predictions, names: Sequence[str]) -> dict[str, Any]:
+    """Image count, top-1, top-5, mean cross-entropy and per-class top-1 (keyed by ``names``) of predictions."""
+    targets, probs = torch.from_numpy(result.targets), torch.from_numpy(result.probabilities)
+    top1, top5 = topk_correct(probs, targets)
+    picked = probs[torch.arange(len(targets)), targets].clamp_min(1e-12)
+    per_class = {}
+    for label, name in enumerate(names):
+        members = result.targets == label
+        per_class[name] = {
+            "images": int(members.sum()),
+            "top1": float((result.predictions[members] == label).mean()) if members.any() else float("nan"),
+        }
+    return {
+        "images": len(targets),
+        "top1": top1 / len(targets),
+        "top5": top5 / len(targets),
+        "loss": float(-picked.log().mean()),
+        "per_class": per_class,
+    }
+
+
+# ------------------------------------------------------------ CLI
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gnet-evaluate",
+        description="Evaluate a gnet checkpoint on the whole val/ split: top-1, top-5, per-class accuracy.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("checkpoint", help="last.pt, a weights file, or a registered weight name (IMAGENETTE_CPU)")
+    parser.add_argument("--data-dir", help="folder with val/, or one holding imagenette2-<size>/ [$GNET_DATA_DIR]")
+    parser.add_argument("--image-size", type=int, help="evaluation crop in pixels [the training size]")
+    parser.add_argument("--batch-size", type=int, default=128, help="images per forward pass")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--device", default="auto", choices=DEVICES, help="where to run")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    return parser
+
+
+def _print_table(report: dict[str, Any], checkpoint: str) -> None:
+    print(f"{checkpoint}: {report['images']} images of {report['data_dir']} at {report['image_size']} px")
+    print(f"top-1 {100 * report['top1']:.2f} %   top-5 {100 * report['top5']:.2f} %   loss {report['loss']:.4f}")
+    width = max(len(name) for name in report["per_class"])
+    for name, row in report["per_class"].items():
+        print(f"  {name:<{width}}  {100 * row['top1']:6.2f} %  of {row['images']}")
+    print(f"{report['seconds']:.1f} s on {report['device']}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``gnet-evaluate`` / ``python -m gnet.evaluate`` entry point; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_request:  # --help, or argparse's usage error (it printed why)
+        return int(exit_request.code or 0)
+    for name in ("image_size", "batch_size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            print(f"gnet-evaluate: error: --{name.replace('_', '-')} must be >= 1, got {value}", file=sys.stderr)
+            return EXIT_ERROR
+    try:
+        report, _, _ = evaluate_checkpoint(
+            args.checkpoint,
+            args.data_dir,
+            image_size=args.image_size,
+            batch_size=args.batch_size,
+            workers=max(0, args.workers),
+            device=args.device,
+        )
+    except (CheckpointError, gdata.DataNotFoundError, gdata.CorruptImageError, DeviceError, ValueError) as error:
+        print(f"gnet-evaluate: error: {error}", file=sys.stderr)  # our own messages: a line, or a line + a fix
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps({"checkpoint": args.checkpoint, **report}))
+    else:
+        _print_table(report, args.checkpoint)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

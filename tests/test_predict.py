@@ -1,0 +1,60 @@
+"""gnet.predict: top classes per image file; a bad file is named and the others are still classified."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gnet import predict as gpredict
+
+
+def _images(tiny_data: Path) -> list[str]:
+    return [str(p) for p in sorted((tiny_data / "val").rglob("*.JPEG"))[:2]]
+
+
+def test_each_image_gets_its_top_classes_best_first(tiny_data, tiny_run, capsys):
+    images = _images(tiny_data)
+    assert gpredict.main([*images, "--checkpoint", str(tiny_run / "last.pt"), "--json", "--top", "3"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["image"] for row in rows] == images
+    for row in rows:
+        probabilities = [c["probability"] for c in row["top"]]
+        assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) == pytest.approx(1)
+        assert {c["class"] for c in row["top"]} == {"tench", "English springer", "cassette player"}
+
+
+def test_a_bad_image_is_named_and_the_others_are_still_classified(tiny_data, tiny_run, tmp_path, capsys):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    images = _images(tiny_data)
+    code = gpredict.main(
+        [images[0], str(broken), str(tmp_path / "missing.png"), images[1], "--checkpoint", str(tiny_run / "last.pt")]
+    )
+    captured = capsys.readouterr()
+    assert code == gpredict.EXIT_ERROR
+    assert [line.split(":")[0] for line in captured.out.splitlines()] == images
+    errors = captured.err.splitlines()
+    assert len(errors) == 2 and str(broken) in errors[0] and "missing.png" in errors[1]
+    assert all(line.startswith("gnet-predict: error: cannot decode image") for line in errors)
+    assert "Traceback" not in captured.err
+
+
+def test_the_registered_weights_are_the_default(tiny_data, capsys):
+    assert gpredict.main(_images(tiny_data)[:1]) == 0
+    out = capsys.readouterr().out
+    assert out.count("%") == 5 and any(name in out for name in ("tench", "golf ball", "church", "parachute"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["x.jpg", "--checkpoint", "/nonexistent.pt"], "no checkpoint at /nonexistent.pt"),
+        (["x.jpg", "--top", "0"], "--top must be >= 1, got 0"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(argv, message, capsys):
+    assert gpredict.main(argv) == gpredict.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -1,0 +1,108 @@
+"""gnet.weights: the registered weights agree with the recorded run they came from, and load from the file alone.
+
+The book re-evaluates the weights on the whole validation split at every build (chapter 7 fails if the top-1 moves
+by more than half a point); these tests check what needs no data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import urllib.error
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import gnet
+from gnet import train as gtrain
+from gnet import weights as gweights
+
+REPO = Path(__file__).resolve().parents[1]
+ENTRY = gnet.GoogLeNetWeights.IMAGENETTE_CPU
+RUN_DIR = REPO / "book" / "recorded_runs" / ENTRY.value.run
+
+
+def test_default_is_the_cpu_run_and_names_resolve():
+    assert gnet.GoogLeNetWeights.DEFAULT is ENTRY
+    assert gnet.GoogLeNetWeights.resolve("IMAGENETTE_CPU") is ENTRY
+    with pytest.raises(ValueError, match="weights must be one of IMAGENETTE_CPU, DEFAULT, got 'IMAGENET'"):
+        gnet.GoogLeNetWeights.resolve("IMAGENET")
+
+
+def test_the_registry_says_what_the_recorded_run_recorded():
+    metrics = gtrain.read_metrics(RUN_DIR)
+    info = gtrain.read_run_info(RUN_DIR)
+    meta = ENTRY.meta
+    assert meta["val_top1"] == metrics[-1]["val_top1"] and meta["val_top5"] == metrics[-1]["val_top5"]
+    assert meta["epochs"] == len(metrics) == info["config"]["epochs"]
+    assert meta["command"] == info["command"] and meta["git_commit"] == info["git_commit"]
+    assert meta["device"] == info["device"] and meta["wall_seconds"] == info["recorded"]["wall_seconds"]
+    assert (meta["train_images"], meta["val_images"]) == (info["train_images"], info["val_images"]) == (9469, 3925)
+    assert meta["image_size"] == info["config"]["image_size"]
+    assert [m["epoch"] for m in metrics] == list(range(1, len(metrics) + 1))
+
+
+def test_the_weights_file_is_small_checksummed_and_loads_with_weights_only():
+    path = ENTRY.path()
+    assert path == RUN_DIR / "weights.pt" and path.stat().st_size < 10_000_000
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == ENTRY.value.sha256
+    state = torch.load(path, weights_only=True)
+    assert state["metadata"] == ENTRY.meta and state["storage"] == "fp16"
+    assert all(t.dtype == torch.float16 for t in state["model"].values() if t.is_floating_point())
+
+
+def test_the_weights_rebuild_the_recorded_network_with_every_switch():
+    info = gtrain.read_run_info(RUN_DIR)
+    loaded = ENTRY.load()
+    config = info["config"]
+    assert loaded.model.config.width == config["width"] and loaded.model.config.batch_norm == config["batch_norm"]
+    assert loaded.model.config.lrn == config["lrn"] and loaded.model.config.aux_logits == config["aux"]
+    assert sum(p.numel() for p in loaded.model.parameters()) == info["parameters"]
+    assert loaded.class_names == info["class_names"] and loaded.classes == info["classes"]
+    model = gnet.googlenet(weights="IMAGENETTE_CPU")
+    assert not model.training and torch.equal(model.fc.weight, loaded.model.fc.weight)
+    assert ENTRY.transforms().transforms[1].size == (config["image_size"], config["image_size"])
+
+
+def test_weights_fix_the_switches():
+    with pytest.raises(ValueError, match=r"weights fix every switch of the network; got switches too: \['width'\]"):
+        gnet.googlenet(weights="DEFAULT", width=1.0)
+
+
+def test_the_download_url_is_the_repository_of_the_book():
+    config = yaml.safe_load((REPO / "_config.yml").read_text())
+    assert config["repository"]["url"].rstrip("/") == gweights.REPOSITORY_URL
+    assert ENTRY.value.url == f"{gweights.REPOSITORY_URL}/raw/main/book/recorded_runs/imagenette-cpu/weights.pt"
+
+
+@pytest.fixture()
+def installed_without_book(tmp_path, monkeypatch):
+    """What a wheel sees: no book/ folder beside the package, and an empty torch.hub cache."""
+    monkeypatch.setattr(gweights, "_REPO_ROOT", tmp_path / "site-packages")
+    torch_home = tmp_path / "hub"
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(torch_home))
+    return torch_home
+
+
+def test_offline_without_a_checkout_the_error_says_what_to_do(installed_without_book, monkeypatch):
+    def offline(url, dst, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(gweights.WeightsUnavailableError, match="not in this checkout .* the download from https://"):
+        ENTRY.path()
+
+
+def test_a_download_is_checked_against_its_sha256_and_a_bad_one_is_removed(installed_without_book, monkeypatch):
+    good = (RUN_DIR / "weights.pt").read_bytes()
+    served = {"bytes": b"not the weights"}
+    monkeypatch.setattr(
+        torch.hub, "download_url_to_file", lambda url, dst, **kw: Path(dst).write_bytes(served["bytes"])
+    )
+    with pytest.raises(gweights.WeightsUnavailableError, match="SHA-256"):
+        ENTRY.path()
+    assert not list(installed_without_book.rglob("weights.pt"))
+    served["bytes"] = good
+    assert ENTRY.load().model.config.width == json.loads((RUN_DIR / "run.json").read_text())["config"]["width"]
