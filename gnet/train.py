@@ -366,14 +366,38 @@ class _StopRequest:
             signal.signal(signum, handler)
 
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _start_workers(loader: torch.utils.data.DataLoader) -> Iterator:
+    """``iter(loader)``, with Ctrl-C and SIGTERM held back while its worker processes are forked.
+
+    A signal that arrives meanwhile waits, and reaches the main process once the workers exist; the workers
+    themselves never see it (:func:`_detach_worker`).
+    """
+    if loader.num_workers == 0 or threading.current_thread() is not threading.main_thread():
+        return iter(loader)
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        return iter(loader)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def _detach_worker(worker_id: int) -> None:
     """Move a DataLoader worker into a process group of its own.
 
     Ctrl-C in a terminal and a batch scheduler's SIGTERM go to the whole process group. Without this they would kill
     the workers mid-batch, and the main process would crash on a dead worker instead of saving a checkpoint. Out of
     the group, only the main process hears them; it stops the workers itself, and they still exit if it dies.
+    The worker was forked with both signals blocked (:func:`_start_workers`): what reached the group before it left
+    is discarded, and its handlers are the defaults again, not the main process's.
     """
     os.setpgid(0, 0)
+    for signum, handler in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
+        signal.signal(signum, signal.SIG_IGN)  # discards a pending instance (POSIX)
+        signal.signal(signum, handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
 
 
 class _RunLock:
@@ -679,16 +703,17 @@ def _epoch_batches(run: Run, epoch: int) -> Iterator[tuple[torch.Tensor, torch.T
     order = order.tolist()[run.batch * config.batch_size :]
     if not order:
         return iter(())
-    loader = torch.utils.data.DataLoader(
-        run.train_ds,
-        batch_size=config.batch_size,
-        sampler=order,
-        num_workers=config.workers,
-        generator=generator,  # worker seeds come from here: also a function of (seed, epoch)
-        pin_memory=run.device.type == "cuda",
-        worker_init_fn=_detach_worker,
+    return _start_workers(
+        torch.utils.data.DataLoader(
+            run.train_ds,
+            batch_size=config.batch_size,
+            sampler=order,
+            num_workers=config.workers,
+            generator=generator,  # worker seeds come from here: also a function of (seed, epoch)
+            pin_memory=run.device.type == "cuda",
+            worker_init_fn=_detach_worker,
+        )
     )
-    return iter(loader)
 
 
 def _kept(run: Run) -> str:
@@ -865,7 +890,8 @@ def _evaluating(run: Run):
     from tqdm import tqdm
 
     return tqdm(
-        run.val_loader,
+        _start_workers(run.val_loader),
+        total=len(run.val_loader),
         desc="evaluating",
         disable=None if run.config.progress else True,
         leave=False,
