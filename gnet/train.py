@@ -46,7 +46,6 @@ import platform
 import random
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +58,7 @@ from torch import nn
 
 import gnet
 from gnet import data as gdata
+from gnet._process import RunInUseError, RunLock, StopRequest, detach_worker, start_workers
 from gnet._validate import finite_number, int_at_least, one_of
 from gnet.checkpoint import CheckpointError, atomic_write, model_state, read_checkpoint, save_checkpoint, write_json
 from gnet.device import (
@@ -190,10 +190,6 @@ class TrainingInterrupted(TrainError):
     def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
         super().__init__(message)
         self.signum = signum
-
-
-class RunInUseError(TrainError):
-    """Another process is writing to the run folder."""
 
 
 # ------------------------------------------------------------ schedule
@@ -334,112 +330,6 @@ def _versions() -> dict[str, str]:
         "gnet": gnet.__version__,
         "numpy": np.__version__,
     }
-
-
-# ------------------------------------------------------------ signals
-class _StopRequest:
-    """Turns the first Ctrl-C / SIGTERM into a flag the loop checks after each step; a second one aborts."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.signum: int = signal.SIGINT
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested, self.signum = True, signum
-        print(
-            f"\n{signal.Signals(signum).name}: saving a checkpoint after this step (again to abort).",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    def __enter__(self) -> _StopRequest:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-
-_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
-
-
-def _start_workers(loader: torch.utils.data.DataLoader) -> Iterator:
-    """``iter(loader)``, with Ctrl-C and SIGTERM held back while its worker processes are forked.
-
-    A signal that arrives meanwhile waits, and reaches the main process once the workers exist; the workers
-    themselves never see it (:func:`_detach_worker`).
-    """
-    if loader.num_workers == 0 or threading.current_thread() is not threading.main_thread():
-        return iter(loader)
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-    try:
-        return iter(loader)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
-
-
-def _detach_worker(worker_id: int) -> None:
-    """Move a DataLoader worker into a process group of its own.
-
-    Ctrl-C in a terminal and a batch scheduler's SIGTERM go to the whole process group. Without this they would kill
-    the workers mid-batch, and the main process would crash on a dead worker instead of saving a checkpoint. Out of
-    the group, only the main process hears them; it stops the workers itself, and they still exit if it dies.
-    The worker was forked with both signals blocked (:func:`_start_workers`): what reached the group before it left
-    is discarded, and its handlers are the defaults again, not the main process's.
-    """
-    os.setpgid(0, 0)
-    for signum, handler in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
-        signal.signal(signum, signal.SIG_IGN)  # discards a pending instance (POSIX)
-        signal.signal(signum, handler)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-
-
-class _RunLock:
-    """An exclusive lock on ``RUN_DIR/.lock`` (``fcntl.flock``) for as long as a run writes to the folder.
-
-    The kernel releases it when the process ends, however it ends, so a killed run never leaves a stale lock.
-    The file holds the holder's pid and start time, for the message a second run gets.
-    """
-
-    def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / ".lock"
-        self._handle: Any = None
-
-    def __enter__(self) -> _RunLock:
-        import fcntl
-
-        self._created = not self.path.parent.exists()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")  # noqa: SIM115 - held open for the whole run
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise RunInUseError(
-                f"{self.path.parent} is in use by {holder}: wait for that run to end, or choose another --out"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        handle.write(f"pid {os.getpid()} (started {started})\n")
-        handle.flush()
-        self._handle = handle
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        # A run that stopped before writing anything leaves no empty folder behind (bad data, bad settings).
-        if self._created and {entry.name for entry in os.scandir(self.path.parent)} == {self.path.name}:
-            self.path.unlink()
-            self.path.parent.rmdir()
-        self._handle.close()  # closing releases the lock
 
 
 # ------------------------------------------------------------ the state of a run
@@ -623,7 +513,7 @@ def setup(config: TrainConfig, checkpoint: dict[str, Any] | None = None) -> Run:
             batch_size=config.batch_size,
             num_workers=config.workers,
             pin_memory=device.type == "cuda",
-            worker_init_fn=_detach_worker,
+            worker_init_fn=detach_worker,
         ),
         model=model,
         forward=torch.compile(model) if config.compile else model,
@@ -703,7 +593,7 @@ def _epoch_batches(run: Run, epoch: int) -> Iterator[tuple[torch.Tensor, torch.T
     order = order.tolist()[run.batch * config.batch_size :]
     if not order:
         return iter(())
-    return _start_workers(
+    return start_workers(
         torch.utils.data.DataLoader(
             run.train_ds,
             batch_size=config.batch_size,
@@ -711,7 +601,7 @@ def _epoch_batches(run: Run, epoch: int) -> Iterator[tuple[torch.Tensor, torch.T
             num_workers=config.workers,
             generator=generator,  # worker seeds come from here: also a function of (seed, epoch)
             pin_memory=run.device.type == "cuda",
-            worker_init_fn=_detach_worker,
+            worker_init_fn=detach_worker,
         )
     )
 
@@ -732,7 +622,7 @@ def _diverged(run: Run, loss_value: float, epoch: int, step: int, lr: float) -> 
 def train_one_epoch(
     run: Run,
     epoch: int,
-    stop: _StopRequest,
+    stop: StopRequest,
     loss_hook: Callable[[int, int, torch.Tensor], torch.Tensor] | None = None,
 ) -> None:
     """One pass over the training set, from ``run.batch`` on; a stop request saves a mid-epoch checkpoint."""
@@ -847,7 +737,7 @@ def train(
     ``_loss_hook(epoch, step, loss)`` may replace the loss (tests use it to inject a NaN).
     """
     _check_out(config)
-    with _RunLock(Path(config.out)):
+    with RunLock(Path(config.out)):
         checkpoint = _resume_point(config, resume)
         if checkpoint is not None and checkpoint["epoch"] >= config.epochs:
             print(f"{config.out}: all {config.epochs} epochs are done already.")
@@ -864,7 +754,7 @@ def _run(run: Run, loss_hook: Callable[[int, int, torch.Tensor], torch.Tensor] |
         f"({run.precision}) -> {run.run_dir}",
         flush=True,
     )
-    with _StopRequest() as stop:
+    with StopRequest() as stop:
         for epoch in range(run.epoch, config.epochs):
             started = time.perf_counter()
             train_one_epoch(run, epoch, stop, loss_hook)
@@ -890,7 +780,7 @@ def _evaluating(run: Run):
     from tqdm import tqdm
 
     return tqdm(
-        _start_workers(run.val_loader),
+        start_workers(run.val_loader),
         total=len(run.val_loader),
         desc="evaluating",
         disable=None if run.config.progress else True,

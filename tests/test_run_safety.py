@@ -19,6 +19,7 @@ import pytest
 
 from gnet import data as gdata
 from gnet import train as gtrain
+from gnet._process import RunLock
 from gnet.testing import make_fixture_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,7 +54,7 @@ def _error_line(capsys) -> str:
 # ---------------------------------------------------------------------------------------------------- the lock
 def test_a_second_run_into_a_locked_folder_is_refused_naming_the_holder(fixture_root, tmp_path, capsys):
     out = tmp_path / "run"
-    with gtrain._RunLock(out):
+    with RunLock(out):
         assert gtrain.main(tiny_args(fixture_root, out)) == gtrain.EXIT_ERROR
         assert f"{out} is in use by pid {os.getpid()}" in _error_line(capsys)
         assert gtrain.main(tiny_args(fixture_root, out, "--resume")) == gtrain.EXIT_ERROR
@@ -78,7 +79,7 @@ def test_a_run_in_another_process_holds_the_lock_until_it_ends(fixture_root, tmp
         first.kill()
         first.wait()
     # SIGKILL ends the holder; the kernel drops its lock with the process, so nothing stale is left behind.
-    with gtrain._RunLock(out):
+    with RunLock(out):
         pass
 
 
