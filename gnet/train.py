@@ -493,7 +493,7 @@ def setup(config: TrainConfig, checkpoint: dict[str, Any] | None = None) -> Run:
     if config.image_size < model.min_input_size:
         raise ConfigMismatchError(
             f"image_size {config.image_size} is too small: this GoogLeNet needs at least {model.min_input_size} px"
-            + _why_min_size(config, model, len(train_ds.classes))
+            + _why_min_size(config, model)
         )
     if checkpoint is not None and list(checkpoint["classes"]) != list(train_ds.classes):
         raise ConfigMismatchError(
@@ -531,7 +531,7 @@ def setup(config: TrainConfig, checkpoint: dict[str, Any] | None = None) -> Run:
     return run
 
 
-def _why_min_size(config: TrainConfig, model: gnet.GoogLeNet, num_classes: int) -> str:
+def _why_min_size(config: TrainConfig, model: gnet.GoogLeNet) -> str:
     if not config.aux:
         return ""
     without = dataclasses.replace(model.config, aux_logits=False, init="torch")

@@ -55,11 +55,7 @@ class Weights:
 
     @property
     def url(self) -> str:
-        return f"{REPOSITORY_URL}/raw/main/{self.relative_path}"
-
-    @property
-    def local_path(self) -> Path:
-        return _REPO_ROOT / self.relative_path
+        return _url(self.relative_path)
 
     def path(self) -> Path:
         """The weights file on disk: the checkout's copy, else a verified download in torch.hub's cache."""
@@ -76,6 +72,10 @@ class Weights:
         return eval_transform(self.meta["image_size"])
 
 
+def _url(relative: str) -> str:
+    return f"{REPOSITORY_URL}/raw/main/{relative}"
+
+
 def _fetch(relative: str, sha256: str | None = None) -> Path:
     """``relative`` (a path in the repository) from this checkout, else downloaded once into torch.hub's cache."""
     local = _REPO_ROOT / relative
@@ -83,7 +83,7 @@ def _fetch(relative: str, sha256: str | None = None) -> Path:
         return local
     cached = Path(torch.hub.get_dir()) / "gnet" / relative
     if not cached.is_file():
-        url = f"{REPOSITORY_URL}/raw/main/{relative}"
+        url = _url(relative)
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
             torch.hub.download_url_to_file(url, str(cached), progress=False)
