@@ -233,16 +233,7 @@ def spec_counts(spec: InceptionSpec, height: int, width: int, **kwargs: bool | i
     ``spec_counts(INCEPTION_SPECS["inception3a"], 28, 28)``; keyword arguments as for :func:`inception_counts`."""
     if not isinstance(spec, InceptionSpec):
         raise ValueError(f"spec must be a gnet.table1.InceptionSpec, got {type(spec).__name__}")
-    return inception_counts(
-        spec.in_channels,
-        spec.n1x1,
-        (spec.n3x3_reduce, spec.n3x3),
-        (spec.n5x5_reduce, spec.n5x5),
-        spec.pool_proj,
-        height,
-        width,
-        **kwargs,  # type: ignore[arg-type]
-    )
+    return inception_counts(*spec.source_args(), height, width, **kwargs)  # type: ignore[arg-type]
 
 
 def naive_inception_counts(

@@ -166,14 +166,7 @@ class Inception(nn.Module):
     @classmethod
     def from_spec(cls, spec: InceptionSpec, **kwargs: object) -> Inception:
         """The block with the six widths of a Table 1 row (:data:`gnet.table1.INCEPTION_SPECS`)."""
-        return cls(
-            spec.in_channels,
-            spec.n1x1,
-            (spec.n3x3_reduce, spec.n3x3),
-            (spec.n5x5_reduce, spec.n5x5),
-            spec.pool_proj,
-            **kwargs,  # type: ignore[arg-type]
-        )
+        return cls(*spec.source_args(), **kwargs)  # type: ignore[arg-type]
 
     def forward(self, x: Tensor) -> Tensor:
         # N x in_channels x H x W  ->  N x out_channels x H x W

@@ -42,6 +42,17 @@ class InceptionSpec(NamedTuple):
     def out_channels(self) -> int:
         return self.n1x1 + self.n3x3 + self.n5x5 + self.pool_proj
 
+    def source_args(self) -> tuple[int, int, tuple[int, int], tuple[int, int], int]:
+        """The widths in the source text's argument order, ``(in_channels, c1, c2, c3, c4)`` with ``c2`` and
+        ``c3`` as ``(reduce, out)`` pairs: the one translation between Table 1's names and that order."""
+        return (
+            self.in_channels,
+            self.n1x1,
+            (self.n3x3_reduce, self.n3x3),
+            (self.n5x5_reduce, self.n5x5),
+            self.pool_proj,
+        )
+
 
 class Table1Row(NamedTuple):
     """One row of Table 1, verbatim. Empty cells are ``None``.
