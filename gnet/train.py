@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 import gnet
 from gnet import data as gdata
@@ -72,6 +73,7 @@ from gnet.device import (
     to_device,
 )
 from gnet.evaluate import evaluate, topk_correct
+from gnet.table1 import PAPER_DEPTH
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -104,7 +106,9 @@ EXIT_OK, EXIT_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3,
 TIMING_KEYS = ("images_per_s", "seconds")  # the only metrics that may differ between identical runs
 
 # Fields a --resume may change: where things are and how fast they run, not the recipe.
-RESUME_MAY_CHANGE = frozenset({"data_dir", "download", "out", "workers", "device", "compile", "progress"})
+RESUME_MAY_CHANGE = frozenset(
+    {"data_dir", "download", "out", "workers", "device", "compile", "progress", "grad_norms_every"}
+)
 
 
 def _opt(default: Any, help: str) -> Any:  # noqa: A002 - "help" is what argparse calls it
@@ -148,12 +152,18 @@ class TrainConfig:
     weight_decay: float = _opt(2e-4, "L2 weight decay on all parameters (BVLC Caffe GoogLeNet: 2e-4)")
     warmup_epochs: float = _opt(2.0, "linear warmup for the cosine schedule, in epochs (paper schedule: none)")
     progress: bool = _opt(True, "hide the progress bars (shown by default when attached to a terminal)")
+    grad_norms_every: int = _opt(
+        0,
+        "every N optimizer steps, log each stage's gradient norm under the main loss and under the auxiliary "
+        "losses into metrics.jsonl (0: off). Training is unchanged; each logged step costs two extra backward passes",
+    )
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "image_size"):
             int_at_least(name, getattr(self, name), 1)
         int_at_least("workers", self.workers, 0)
         int_at_least("seed", self.seed, 0)
+        int_at_least("grad_norms_every", self.grad_norms_every, 0)
         int_at_least("subset_per_class", self.subset_per_class, 1, optional=True)
         int_at_least("val_subset_per_class", self.val_subset_per_class, 1, optional=True)
         finite_number("lr", self.lr, low_open=True)
@@ -341,6 +351,7 @@ class EpochTally:
     correct: int = 0
     count: int = 0
     seconds: float = 0.0
+    grad_norms: list[dict[str, Any]] = field(default_factory=list)  # see grad_norms_every
 
 
 @dataclass
@@ -647,6 +658,9 @@ def train_one_epoch(
         if not math.isfinite(loss_value):
             progress.close()
             raise _diverged(run, loss_value, epoch, step, lr)
+        global_step = epoch * run.steps_per_epoch + step
+        if config.grad_norms_every and global_step % config.grad_norms_every == 0:
+            run.tally.grad_norms.append(_gradient_norms(run, output, targets, global_step))
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
         run.scaler.step(run.optimizer)
@@ -666,6 +680,37 @@ def train_one_epoch(
             progress.close()
             raise _stopped(run, f"at step {run.batch}/{run.steps_per_epoch}", stop.signum)
     progress.close()
+
+
+def _gradient_norms(run: Run, output: Any, targets: torch.Tensor, global_step: int) -> dict[str, Any]:
+    """Each main-path stage's gradient norm under the main loss, and under the weighted auxiliary losses.
+
+    The two add up to the training loss, so their gradients add up to the step the optimizer takes. Computed
+    with ``torch.autograd.grad`` on the graph of the training step (kept for its own backward), so no ``.grad``
+    is written, no random number is drawn and the weights come out exactly as without logging.
+    """
+    config, model = run.config, run.model
+    smoothing = config.label_smoothing
+    main = F.cross_entropy(output.logits.float(), targets, label_smoothing=smoothing)
+    heads = [head for head in (output.aux1, output.aux2) if head is not None]
+    aux = sum(config.aux_weight * F.cross_entropy(h.float(), targets, label_smoothing=smoothing) for h in heads)
+    stages = {name: [p for p in model.get_submodule(name).parameters() if p.requires_grad] for name in PAPER_DEPTH}
+    flat = [p for params in stages.values() for p in params]
+
+    def per_stage(loss: torch.Tensor) -> dict[str, float]:
+        grads = iter(torch.autograd.grad(loss, flat, retain_graph=True, allow_unused=True))
+        norms = {}
+        for name, params in stages.items():
+            squares = [next(grads) for _ in params]
+            norms[name] = math.sqrt(sum(float(g.double().pow(2).sum()) for g in squares if g is not None))
+        return norms
+
+    return {
+        "step": global_step,
+        "main_loss": float(main.detach()),
+        "main": per_stage(main),
+        "aux": per_stage(aux) if heads and config.aux_weight else None,
+    }
 
 
 def _stopped(run: Run, where: str, signum: int) -> TrainingInterrupted:
@@ -706,6 +751,8 @@ def _finish_epoch(run: Run, val: dict[str, float], started: float) -> dict[str, 
         "images_per_s": tally.count / tally.seconds if tally.seconds > 0 else None,  # JSON has no NaN
         "seconds": time.perf_counter() - started,
     }
+    if run.config.grad_norms_every:
+        record["grad_norms"] = tally.grad_norms
     run.history.append(record)
     run.epoch, run.batch, run.tally = run.epoch + 1, 0, EpochTally()
     run.save()

@@ -100,6 +100,56 @@ def test_another_seed_gives_other_metrics(fixture_root, reference_run, tmp_path)
     assert first["train_loss"] != gtrain.read_metrics(reference_run)[0]["train_loss"]
 
 
+# ---------------------------------------------------------------------------------------------- gradient logs
+def test_gradient_logging_records_every_nth_step_and_leaves_the_weights_bit_identical(
+    fixture_root, reference_run, tmp_path
+):
+    # 12 images and batch 4: 3 steps per epoch, so steps 0, 2, 4, 6, 8 of 9 are logged.
+    assert gtrain.main(tiny_args(fixture_root, tmp_path / "logged", "--grad-norms-every", "2")) == 0
+    logged, plain = gtrain.read_metrics(tmp_path / "logged"), gtrain.read_metrics(reference_run)
+    assert [[entry["step"] for entry in m["grad_norms"]] for m in logged] == [[0, 2], [4], [6, 8]]
+    assert without_timing([{k: v for k, v in m.items() if k != "grad_norms"} for m in logged]) == without_timing(plain)
+    weights = torch.load(tmp_path / "logged" / "last.pt", weights_only=True)["model"]
+    reference = torch.load(reference_run / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(weights[name], reference[name]) for name in reference)
+
+    entry = logged[0]["grad_norms"][0]
+    assert list(entry["main"]) == list(gnet.table1.PAPER_DEPTH) == list(entry["aux"])
+    assert all(value > 0 for value in entry["main"].values())
+    # The auxiliary heads read 4a and 4d: their losses send nothing to 4e, 5a, 5b or fc.
+    assert {name for name, value in entry["aux"].items() if value == 0} == {
+        "inception4e", "inception5a", "inception5b", "fc"
+    }  # fmt: skip
+    assert entry["aux"]["conv1"] > 0 and math.isfinite(entry["main_loss"])
+
+
+def test_the_logged_norms_add_up_to_the_gradient_of_the_training_loss(fixture_root):
+    config = gtrain.TrainConfig(data_dir=str(fixture_root), image_size=65, width=0.25, batch_size=4, workers=0,
+                                device="cpu", grad_norms_every=1, label_smoothing=0.1)  # fmt: skip
+    run = gtrain.setup(dataclasses.replace(config, out=str(Path(fixture_root).parent / "sum-check")))
+    images, targets = next(iter(torch.utils.data.DataLoader(run.train_ds, batch_size=4)))
+    output = run.model(images)
+    entry = gtrain._gradient_norms(run, output, targets, 0)
+    loss = gnet.googlenet_loss(output, targets, aux_weight=0.3, label_smoothing=0.1)
+    loss.backward()
+    for stage in ("conv1", "inception4e"):  # below both taps, and above them (aux adds nothing there)
+        total = math.sqrt(sum(float(p.grad.double().pow(2).sum()) for p in run.model.get_submodule(stage).parameters()))
+        main, aux = entry["main"][stage], entry["aux"][stage]
+        assert abs(main - aux) - 1e-9 <= total <= main + aux + 1e-9  # the two parts add up to the step
+    above = math.sqrt(sum(float(p.grad.double().pow(2).sum()) for p in run.model.inception4e.parameters()))
+    assert entry["main"]["inception4e"] == pytest.approx(above, rel=1e-6)
+    assert entry["main_loss"] == pytest.approx(
+        float(torch.nn.functional.cross_entropy(output.logits.detach(), targets, label_smoothing=0.1)), rel=1e-6
+    )
+
+
+def test_a_run_without_aux_heads_logs_no_aux_norms(fixture_root, tmp_path):
+    args = tiny_args(fixture_root, tmp_path / "no-aux", "--no-aux", "--grad-norms-every", "3", epochs=1)
+    assert gtrain.main(args) == 0
+    (entry,) = gtrain.read_metrics(tmp_path / "no-aux")[0]["grad_norms"]
+    assert entry["aux"] is None and entry["step"] == 0
+
+
 # ---------------------------------------------------------------------------------------------------- resume
 def _spawn(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
