@@ -144,6 +144,14 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None, size: str = "160
             if _is_split_root(candidate):
                 return candidate
 
+    for root in roots:  # a near miss says what is wrong with it, not only that it was not found
+        if root.exists() and not root.is_dir():
+            raise DataNotFoundError(f"{root} is a file, not a folder holding train/ and val/")
+        for candidate in (root, root / folder):
+            halves = [split for split in ("train", "val") if (candidate / split).is_dir()]
+            if len(halves) == 1:
+                missing = "val" if halves == ["train"] else "train"
+                raise DataNotFoundError(f"{candidate} has {halves[0]}/ but no {missing}/: both splits are needed")
     download_root = roots[0] if roots else default_download_root()
     if download:
         return _download_imagenette(download_root, size)

@@ -209,7 +209,15 @@ def _print_table(report: dict[str, Any], checkpoint: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The ``gnet-evaluate`` / ``python -m gnet.evaluate`` entry point; returns the exit code."""
+    """The ``gnet-evaluate`` / ``python -m gnet.evaluate`` entry point; returns the exit code (130 on Ctrl-C)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("gnet-evaluate: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -64,7 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The ``gnet-predict`` / ``python -m gnet.predict`` entry point; returns the exit code."""
+    """The ``gnet-predict`` / ``python -m gnet.predict`` entry point; returns the exit code (130 on Ctrl-C)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("gnet-predict: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_request:  # --help, or argparse's usage error (it printed why)

@@ -27,6 +27,12 @@ Safety of the run folder: a run holds an exclusive lock on ``RUN_DIR/.lock`` whi
 the same folder is refused, naming the first. A fresh run into a folder that holds files but no checkpoint (a run
 that failed before its first epoch ended) moves them aside into ``RUN_DIR/abandoned-<time>/`` and says so.
 
+Extending a run: ``--resume`` with a larger ``--epochs`` (the only recipe setting a resume may change) continues a
+finished or unfinished run. The schedule is then the one a run planned at the new length follows, from the step
+reached: the ``paper`` schedule goes on seamlessly; ``cosine`` and ``onecycle`` raise the learning rate back to
+their value at that point of the longer plan (a warm restart, printed when the run resumes). The epochs already
+done keep their metrics; run.json records the change under ``resumed_at``. Fewer epochs than are done is refused.
+
 Reproducibility: every epoch's data order is a function of (seed, epoch) alone; the RNG states (torch, CUDA,
 numpy, Python) travel in the checkpoint. On CPU with ``--workers 0`` a run that is killed and resumed ends
 with exactly the metrics of an uninterrupted one (timing fields aside), also when it was interrupted
@@ -125,7 +131,7 @@ class TrainConfig:
     dataset_size: str = _opt("160px", "which Imagenette archive to look for or download: 160px, 320px or full")
     download: bool = _opt(False, "download Imagenette (torchvision) if it is not found")
     out: str = _opt("runs/googlenet", "run folder for metrics.jsonl, run.json and last.pt")
-    epochs: int = _opt(30, "number of epochs (the paper gives none)")
+    epochs: int = _opt(30, "number of epochs (the paper gives none); with --resume, a larger value extends the run")
     batch_size: int = _opt(128, "images per optimizer step (the paper gives none)")
     image_size: int = _opt(128, "training crop in pixels; eval resizes to round(size/0.875) and centre-crops")
     subset_per_class: int | None = _opt(None, "use only this many images per class (train and val) [all]")
@@ -430,6 +436,12 @@ def _resume_point(config: TrainConfig, resume: bool) -> dict[str, Any] | None:
             f"--resume: there is no checkpoint {checkpoint_path} to continue from (run without --resume to start)"
         )
     checkpoint = read_checkpoint(checkpoint_path, training=True)
+    done = int(checkpoint["epoch"])
+    if config.epochs < done:
+        raise ConfigMismatchError(
+            f"--resume: the run in {run_dir} has done {done} epochs, more than --epochs {config.epochs}; "
+            f"pass --epochs {checkpoint['train_config']['epochs']} (its plan) or more to extend it"
+        )
     differences = _config_differences(checkpoint["train_config"], config)
     if differences:
         raise ConfigMismatchError(
@@ -464,7 +476,7 @@ def _config_differences(saved: dict[str, Any], requested: TrainConfig) -> list[s
     return [
         f"{name}: checkpoint {saved.get(name, '<missing>')!r}, requested {wanted[name]!r}"
         for name in wanted
-        if name not in RESUME_MAY_CHANGE and saved.get(name, object()) != wanted[name]
+        if name not in RESUME_MAY_CHANGE | {"epochs"} and saved.get(name, object()) != wanted[name]
     ]
 
 
@@ -571,7 +583,11 @@ def _write_run_info(run: Run, data_dir: Path, val_images: int) -> None:
     path = run.run_dir / RUN_NAME
     if run.last_saved and path.exists():
         info = json.loads(path.read_text())
-        info.setdefault("resumed_at", []).append({"time": now, "epoch": run.epoch, "batch": run.batch})
+        resumed = {"time": now, "epoch": run.epoch, "batch": run.batch}
+        if info["config"]["epochs"] != run.config.epochs:  # an extended (or shortened) run: say so
+            resumed["epochs"] = [info["config"]["epochs"], run.config.epochs]
+            info["config"]["epochs"] = run.config.epochs
+        info.setdefault("resumed_at", []).append(resumed)
     else:
         info = {
             "config": dataclasses.asdict(run.config),
@@ -789,7 +805,22 @@ def train(
         if checkpoint is not None and checkpoint["epoch"] >= config.epochs:
             print(f"{config.out}: all {config.epochs} epochs are done already.")
             return list(checkpoint["history"])
-        return _run(setup(config, checkpoint), _loss_hook)
+        run = setup(config, checkpoint)
+        if checkpoint is not None and checkpoint["train_config"]["epochs"] != config.epochs:
+            _announce_new_length(run, checkpoint["train_config"]["epochs"])
+        return _run(run, _loss_hook)
+
+
+def _announce_new_length(run: Run, planned: int) -> None:
+    """A resume with another --epochs: the schedule is now the one a run of the new length follows."""
+    step = run.epoch * run.steps_per_epoch + run.batch
+    before = dataclasses.replace(run, config=dataclasses.replace(run.config, epochs=planned))
+    print(
+        f"gnet-train: --epochs {planned} -> {run.config.epochs}: the {run.config.schedule} schedule is now that of a "
+        f"{run.config.epochs}-epoch run; the learning rate goes on at {run.lr_at(step):.4g} "
+        f"(the {planned}-epoch plan had {before.lr_at(max(0, step - 1)):.4g} at the last step)",
+        flush=True,
+    )
 
 
 def _run(run: Run, loss_hook: Callable[[int, int, torch.Tensor], torch.Tensor] | None) -> list[dict[str, Any]]:
@@ -937,6 +968,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingInterrupted as error:
         print(f"gnet-train: {error}", file=sys.stderr)
         return EXIT_TERMINATED if error.signum == signal.SIGTERM else EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # Ctrl-C while setting up, or a second stop signal: no time to save
+        saved = Path(config.out) / CHECKPOINT_NAME
+        kept = f"{saved} is the last saved state" if saved.exists() else "nothing had been saved"
+        print(f"gnet-train: aborted; {kept}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except OSError as error:  # a full disk, a read-only folder, ...: what failed, and where
         where = f" ({error.filename})" if error.filename else ""
         print(f"gnet-train: error: cannot write the run: {error.strerror or error}{where}", file=sys.stderr)

@@ -146,8 +146,34 @@ def test_an_explicit_data_dir_never_falls_back_to_the_environment(fixture_root, 
     (no_val / "train" / "n01440764").mkdir(parents=True)
     assert gtrain.main(tiny_args(no_val, tmp_path / "run")) == gtrain.EXIT_ERROR
     err = _error_line(capsys)
-    assert f"looked for train/ and val/ in {no_val}, {no_val / 'imagenette2-160'}." in err
+    assert f"{no_val} has train/ but no val/: both splits are needed" in err
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda root: root.write_text("not a folder"), "is a file, not a folder holding train/ and val/"),
+        (lambda root: (root / "val").mkdir(parents=True), "has val/ but no train/"),
+        (lambda root: root.mkdir(), "Imagenette (160px) not found: looked for train/ and val/ in"),
+        (lambda root: None, "Imagenette (160px) not found: looked for train/ and val/ in"),
+    ],
+    ids=["a-file", "val-only", "empty-folder", "missing"],
+)
+def test_a_data_dir_that_is_not_a_dataset_says_what_is_wrong_with_it(tmp_path, capsys, make, message):
+    root = tmp_path / "data"
+    make(root)
+    assert gtrain.main(tiny_args(root, tmp_path / "run")) == gtrain.EXIT_ERROR
+    assert message in _error_line(capsys)
+
+
+def test_ctrl_c_before_training_begins_exits_130_in_one_line(fixture_root, tmp_path, capsys, monkeypatch):
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gtrain, "setup", interrupted)  # Ctrl-C while the dataset is scanned
+    assert gtrain.main(tiny_args(fixture_root, tmp_path / "run")) == gtrain.EXIT_INTERRUPTED
+    assert "aborted; nothing had been saved" in _error_line(capsys)
 
 
 def test_an_out_that_is_a_file_is_refused(fixture_root, tmp_path, capsys):

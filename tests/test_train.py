@@ -222,6 +222,40 @@ def test_resume_of_a_finished_run_changes_nothing(fixture_root, reference_run, t
     assert (out / "metrics.jsonl").read_text() == before
 
 
+def test_a_finished_run_extended_with_more_epochs_keeps_its_history_and_follows_the_longer_plan(
+    fixture_root, reference_run, tmp_path, capsys
+):
+    out = tmp_path / "extended"
+    shutil.copytree(reference_run, out)
+    assert gtrain.main(tiny_args(fixture_root, out, "--resume", epochs=EPOCHS + 2)) == 0
+    metrics, reference = gtrain.read_metrics(out), gtrain.read_metrics(reference_run)
+    assert [m["epoch"] for m in metrics] == [1, 2, 3, 4, 5]
+    assert metrics[:EPOCHS] == reference
+
+    # 12 images at batch 4 is 3 steps per epoch; the new plan is a 5-epoch cosine with 1 warm-up epoch.
+    def longer(step: int) -> float:
+        return 0.04 * gtrain.lr_factor("cosine", step, steps_per_epoch=3, total_steps=15, warmup_steps=3)
+
+    assert [m["lr"] for m in metrics[EPOCHS:]] == pytest.approx([longer(11), longer(14)])
+    assert metrics[EPOCHS]["lr"] > reference[-1]["lr"]  # a warm restart: the 3-epoch plan ended near zero
+    assert "--epochs 3 -> 5" in capsys.readouterr().out
+    info = gtrain.read_run_info(out)
+    assert info["config"]["epochs"] == 5 and info["resumed_at"][-1]["epochs"] == [3, 5]
+    assert torch.load(out / "last.pt", weights_only=True)["train_config"]["epochs"] == 5
+    assert gtrain.main(tiny_args(fixture_root, out, "--resume", epochs=5)) == 0  # the new plan is the run's now
+    assert "all 5 epochs are done already" in capsys.readouterr().out
+
+
+def test_resuming_with_fewer_epochs_than_are_done_is_refused(fixture_root, reference_run, tmp_path, capsys):
+    out = tmp_path / "shrunk"
+    shutil.copytree(reference_run, out)
+    before = (out / "metrics.jsonl").read_text()
+    assert gtrain.main(tiny_args(fixture_root, out, "--resume", epochs=2)) == 2
+    err = capsys.readouterr().err
+    assert "has done 3 epochs, more than --epochs 2" in err and "Traceback" not in err
+    assert (out / "metrics.jsonl").read_text() == before
+
+
 def test_resume_with_other_settings_is_refused_naming_them(fixture_root, reference_run, tmp_path, capsys):
     out = tmp_path / "other"
     shutil.copytree(reference_run, out)
