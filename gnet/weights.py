@@ -162,8 +162,12 @@ class GoogLeNetWeights(Enum):
         raise ValueError(f"weights must be one of {', '.join(cls.__members__)}, got {weights!r}")
 
 
-def load_weights(spec: str | os.PathLike | Checkpoint, *, device: str | torch.device = "cpu") -> Checkpoint:
-    """A registered weight by name (``"IMAGENETTE_CPU"``, ``"DEFAULT"``), or any checkpoint file, loaded."""
+def load_weights(
+    spec: GoogLeNetWeights | str | os.PathLike | Checkpoint, *, device: str | torch.device = "cpu"
+) -> Checkpoint:
+    """A registered weight (``GoogLeNetWeights.DEFAULT``, or by name: ``"DEFAULT"``), or any checkpoint file."""
+    if isinstance(spec, GoogLeNetWeights):
+        return spec.load(device=device)
     if isinstance(spec, Checkpoint):
         return spec._replace(model=spec.model.to(device).eval())
     if isinstance(spec, str) and spec in GoogLeNetWeights.__members__:

@@ -61,6 +61,8 @@ def test_the_weights_rebuild_the_recorded_network_with_every_switch():
     assert loaded.model.config.lrn == config["lrn"] and loaded.model.config.aux_logits == config["aux"]
     assert sum(p.numel() for p in loaded.model.parameters()) == info["parameters"]
     assert loaded.class_names == info["class_names"] and loaded.classes == info["classes"]
+    for spec in (ENTRY, "IMAGENETTE_CPU", "DEFAULT", ENTRY.path()):  # every way load_weights accepts
+        assert torch.equal(gweights.load_weights(spec).model.fc.weight, loaded.model.fc.weight)
     model = gnet.googlenet(weights="IMAGENETTE_CPU")
     assert not model.training and torch.equal(model.fc.weight, loaded.model.fc.weight)
     assert ENTRY.transforms().transforms[1].size == (config["image_size"], config["image_size"])
