@@ -4,8 +4,8 @@
 
 What it measures (see gnet/book/trained.py for each quantity), on the Imagenette validation split:
 
-* the 36 branch ablations (top-1 with one branch of one module zeroed) on all validation images, and each branch's
-  share of its module's output energy: chapter 5;
+* the 36 branch ablations (top-1 with one branch of one module zeroed, and again with the branch replaced by its
+  mean output) on all validation images, and each branch's share of its module's output energy: chapter 5;
 * the channel correlation matrix of the features that enter 3a and 4d, the correlation length of every stage's
   features, and the effective receptive field of four stages, trained and random: chapter 2.
 
@@ -27,15 +27,16 @@ import numpy as np
 import torch
 
 import gnet
-from gnet.weights import load_weights
 from gnet.book import trained as T
 from gnet.device import device_name
 from gnet.train import _git_commit
+from gnet.weights import load_weights
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "book/recorded_runs/imagenette-cpu/analysis.json"
 CORRELATED_STAGES = {"maxpool2": "inception3a", "inception4c": "inception4d"}  # output: the block it enters
 ERF_STAGES = ("conv3", "inception3b", "inception4a", "inception4d")
+PARTS = ("ablations", "mean_ablations", "correlation", "correlation_length", "erf")
 FEATURE_EVERY, ERF_EVERY = 8, 32  # every 8th validation image for features, every 32nd for input gradients
 
 
@@ -78,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None, help="Imagenette folder [$GNET_DATA_DIR]")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument(
+        "--parts", nargs="+", choices=PARTS, default=list(PARTS),
+        help="measure only these and update the rest of --out as it is [all]",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     started = time.perf_counter()
     torch.manual_seed(0)
@@ -88,21 +93,33 @@ def main(argv: list[str] | None = None) -> int:
     features, erf_images = images[::FEATURE_EVERY], images[::ERF_EVERY]
     models = {"trained": loaded.model.eval(), "random": T.random_like(loaded.model, features, seed=0)}
 
-    report = {
+    report = json.loads(args.out.read_text()) if set(args.parts) != set(PARTS) else {}
+    report |= {
         "weights": gnet.GoogLeNetWeights.DEFAULT.name,
         "image_size": size,
         "val_images": len(images),
         "feature_images": len(features),
         "erf_images": len(erf_images),
         "baseline_top1": T.top1(models["trained"], images, targets),
-        "energy": T.branch_energy(models["trained"], features),
-        "ablations": T.ablation_table(models["trained"], images, targets),
     }
-    print(f"ablations done, {time.perf_counter() - started:.0f} s", flush=True)
-    report["correlation"] = correlations(models, features)
-    report["correlation_length"] = correlation_lengths(models, features)
-    report["erf"] = effective_fields(models, erf_images)
+    trained = models["trained"]
+    for part in args.parts:
+        if part == "ablations":
+            report["energy"] = T.branch_energy(trained, features)
+            report["ablations"] = T.ablation_table(trained, images, targets)
+        elif part == "mean_ablations":
+            report["mean_ablations"] = T.ablation_table(trained, images, targets, T.branch_means(trained, features))
+        elif part == "correlation":
+            report["correlation"] = correlations(models, features)
+        elif part == "correlation_length":
+            report["correlation_length"] = correlation_lengths(models, features)
+        elif part == "erf":
+            report["erf"] = effective_fields(models, erf_images)
+        print(f"{part} done, {time.perf_counter() - started:.0f} s", flush=True)
+    if "made_by" in report:  # a partial re-run: keep the record of what measured the other parts
+        report.setdefault("earlier_runs", []).append(report.pop("made_by"))
     report["made_by"] = {
+        "parts": args.parts,
         "command": "python scripts/analyse_trained.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "device": device_name(torch.device("cpu")),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "gnet": gnet.__version__},

@@ -3,9 +3,9 @@
     python scripts/record_run.py runs/imagenette-cpu book/recorded_runs/imagenette-cpu
 
 Copies ``metrics.jsonl`` and ``run.json`` (adding the wall time and the mean throughput, computed from the run's
-own files), and writes ``weights.pt``: the final weights in fp16 with every network switch, the class names and
-the recipe, readable by ``gnet.load_checkpoint`` with ``weights_only=True``. It prints the SHA-256 and the
-metadata to put into the registry entry in gnet/weights.py.
+own files). Unless ``--no-weights``, it also writes ``weights.pt``: the final weights in fp16 with every network
+switch, the class names and the recipe, readable by ``gnet.load_checkpoint`` with ``weights_only=True``, and prints
+the SHA-256 and the metadata to put into the registry entry in gnet/weights.py.
 
 The run folder may hold a format-1 ``last.pt`` (written by gnet before checkpoints stored the network's switches,
 commit cc1e864): its network is rebuilt from the TrainConfig it stored, as gnet.train built it then.
@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("out_dir", type=Path)
+    parser.add_argument(
+        "--no-weights", action="store_true", help="record metrics.jsonl and run.json only (a run the book only plots)"
+    )
     args = parser.parse_args(argv)
     metrics = [json.loads(line) for line in (args.run_dir / "metrics.jsonl").read_text().splitlines() if line]
     info = json.loads((args.run_dir / "run.json").read_text())
@@ -73,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(args.run_dir / "metrics.jsonl", args.out_dir / "metrics.jsonl")
     (args.out_dir / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+    if args.no_weights:
+        print(json.dumps(info["recorded"], indent=2))
+        return 0
     final = metrics[-1]
     meta = {
         "run": args.out_dir.name,

@@ -48,6 +48,7 @@ __all__ = [
     "SparseTiming",
     "channel_correlation",
     "clustered_correlation",
+    "cluster",
     "conv_responses",
     "correlation_length",
     "correlation_vs_distance",
@@ -348,9 +349,14 @@ def clustered_correlation(responses: np.ndarray | Sequence[np.ndarray]) -> Clust
     ``1 - |r|``; ``order`` lists the leaves of the tree left to right, so blocks of correlated channels sit
     on the diagonal.
     """
+    return cluster(channel_correlation(responses))
+
+
+def cluster(matrix: np.ndarray) -> ClusteredCorrelation:
+    """A correlation matrix with the order of :func:`clustered_correlation`, for a matrix measured elsewhere."""
     from scipy.cluster.hierarchy import leaves_list
 
-    matrix = channel_correlation(responses)
+    matrix = _check_correlation_matrix(matrix)
     return ClusteredCorrelation(matrix, leaves_list(_linkage(matrix)))
 
 

@@ -50,6 +50,8 @@ __all__ = [
     "count_forward_calls",
     "plot_gradient_norms",
     "plot_aux_ratio",
+    "logged_aux_share",
+    "plot_logged_aux_share",
 ]
 
 
@@ -499,3 +501,41 @@ def plot_aux_ratio(
     ax.set_ylabel(ylabel)
     _depth_axis(ax, _layers_in(ratios), mark_taps=True)
     return finish(fig, ax, title=title)
+
+
+# ----------------------------------------------------------------------------------------- over a whole run
+
+
+def logged_aux_share(metrics: Sequence[Mapping[str, object]], stage: str) -> tuple[list[int], list[float]]:
+    """From a run logged with ``gnet.train --grad-norms-every N``: the optimizer steps, and at each the norm of
+    the weighted auxiliary losses' gradient at ``stage`` divided by the main loss's (0 above 4d)."""
+    if stage not in PAPER_DEPTH:
+        raise ValueError(f"unknown stage {stage!r}; expected one of {MAIN_PATH}")
+    entries = [entry for record in metrics for entry in record.get("grad_norms", [])]  # type: ignore[union-attr]
+    if not entries:
+        raise ValueError("these metrics hold no gradient norms: the run was not started with --grad-norms-every")
+    if entries[0]["aux"] is None:
+        raise ValueError("this run logged no auxiliary gradient: it trained without the auxiliary heads")
+    steps = [int(entry["step"]) for entry in entries]
+    return steps, [entry["aux"][stage] / entry["main"][stage] for entry in entries]
+
+
+def plot_logged_aux_share(
+    runs: Mapping[str, Sequence[Mapping[str, object]]],
+    stages: Sequence[str],
+    *,
+    steps_per_epoch: int,
+    ax=None,
+    title: str | None = None,
+):
+    """The auxiliary share of the gradient (:func:`logged_aux_share`) against the epoch, one colour per stage and
+    one line style per run. Returns ``(fig, ax)``."""
+    fig, ax = axes_or_new(ax, width=7, height=3.8)
+    colours = dict(zip(stages, ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00"), strict=False))
+    for style, (label, metrics) in zip(("-", "--", ":", "-."), runs.items(), strict=False):
+        for stage in stages:
+            steps, shares = logged_aux_share(metrics, stage)
+            ax.plot([s / steps_per_epoch for s in steps], shares, linestyle=style, color=colours[stage],
+                    label=f"{_tick_label(stage)}, {label}")  # fmt: skip
+    ax.set(xlabel="epoch", ylabel="‖∂(aux losses)/∂θ‖ / ‖∂(main loss)/∂θ‖", ylim=(0, None))
+    return finish(fig, ax, title=title, legend={"fontsize": "x-small", "ncols": 2})

@@ -45,12 +45,19 @@ __all__ = [
     "half_mass_radius",
     "zero_branch",
     "branch_energy",
+    "branch_means",
     "top1",
     "ablation_table",
     "summed",
     "correlation_summary",
     "mass_profile",
     "load_val",
+    "load_analysis",
+    "find_imagenette",
+    "missing_data_note",
+    "plot_correlation_lengths",
+    "plot_mass_profiles",
+    "plot_branch_grid",
 ]
 
 #: The main-path stages that produce feature maps, stem to 5b (the paper's layers with parameters, without fc).
@@ -247,16 +254,47 @@ def half_mass_radius(erf: np.ndarray) -> float:
 
 # ----------------------------------------------------------------------------------------------- ablations
 @contextlib.contextmanager
-def zero_branch(model: GoogLeNet, module: str, branch: str) -> Iterator[None]:
-    """Inside the block, ``model.<module>.<branch>`` outputs zeros (of the same shape): that branch is switched off."""
+def zero_branch(model: GoogLeNet, module: str, branch: str, mean: Tensor | None = None) -> Iterator[None]:
+    """Inside the block, ``model.<module>.<branch>`` outputs zeros, or with ``mean`` (one value per channel, from
+    :func:`branch_means`) that constant at every position: the branch is switched off.
+
+    Zeros are what "remove the branch" means, but the next layer was trained on the branch's typical output,
+    and zeros shift its input (BatchNorm's running statistics expect the old mean). The mean removes only what the
+    branch says about *this* image, so the drop it causes measures how much the network relies on that.
+    """
     if branch not in BRANCH_NAMES:
         raise ValueError(f"branch must be one of {BRANCH_NAMES}, got {branch!r}")
     target = getattr(model.get_submodule(module), branch)
-    hook = target.register_forward_hook(lambda _m, _i, out: torch.zeros_like(out))
+
+    def replace(_m, _i, out: Tensor) -> Tensor:
+        return torch.zeros_like(out) if mean is None else mean.view(1, -1, 1, 1).expand_as(out).to(out.dtype)
+
+    hook = target.register_forward_hook(replace)
     try:
         yield
     finally:
         hook.remove()
+
+
+@torch.no_grad()
+def branch_means(model: GoogLeNet, images: Tensor, *, batch_size: int = 128) -> dict[str, dict[str, Tensor]]:
+    """``{module: {branch: per-channel mean output}}`` over every position of ``images`` (for :func:`zero_branch`)."""
+    sums: dict[str, dict[str, Tensor]] = {name: {} for name in INCEPTION_SPECS}
+    hooks = []
+    for name in INCEPTION_SPECS:
+        for branch in BRANCH_NAMES:
+
+            def add(_m, _i, out, name=name, branch=branch):
+                total = out.double().sum(dim=(0, 2, 3))
+                sums[name][branch] = sums[name].get(branch, 0) + total / (out.shape[2] * out.shape[3])
+
+            hooks.append(getattr(model.get_submodule(name), branch).register_forward_hook(add))
+    try:
+        stage_outputs(model, images, [], batch_size=batch_size)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return {name: {b: (s / len(images)).float() for b, s in row.items()} for name, row in sums.items()}
 
 
 @torch.no_grad()
@@ -294,13 +332,16 @@ def top1(model: GoogLeNet, images: Tensor, targets: Tensor, *, batch_size: int =
     return correct / len(targets)
 
 
-def ablation_table(model: GoogLeNet, images: Tensor, targets: Tensor) -> dict[str, dict[str, float]]:
-    """``{module: {branch: top-1 with that branch zeroed}}`` for all nine modules and four branches (36 runs)."""
+def ablation_table(
+    model: GoogLeNet, images: Tensor, targets: Tensor, means: Mapping[str, Mapping[str, Tensor]] | None = None
+) -> dict[str, dict[str, float]]:
+    """``{module: {branch: top-1 with that branch off}}`` for all nine modules and four branches (36 runs): off
+    is zeros, or with ``means`` (:func:`branch_means`) the branch's mean output (see :func:`zero_branch`)."""
     table = {}
     for name in INCEPTION_SPECS:
         table[name] = {}
         for branch in BRANCH_NAMES:
-            with zero_branch(model, name, branch):
+            with zero_branch(model, name, branch, None if means is None else means[name][branch]):
                 table[name][branch] = top1(model, images, targets)
     return table
 
@@ -341,3 +382,101 @@ def load_val(data_dir, image_size: int, *, every: int = 1) -> tuple[Tensor, Tens
     subset = torch.utils.data.Subset(dataset, range(0, len(dataset), every))
     batches = list(torch.utils.data.DataLoader(subset, batch_size=256))
     return torch.cat([x for x, _ in batches]), torch.cat([t for _, t in batches])
+
+
+# ---------------------------------------------------------------------------------------------- the record
+def load_analysis(weights: str = "DEFAULT") -> dict:
+    """What ``scripts/analyse_trained.py`` recorded for these weights (``analysis.json`` beside their run)."""
+    import json
+
+    from gnet.weights import GoogLeNetWeights
+
+    return json.loads(GoogLeNetWeights.resolve(weights).run_file("analysis.json").read_text())
+
+
+def find_imagenette(size: str = "160px"):
+    """The Imagenette folder (from ``$GNET_DATA_DIR``, or downloaded), or None after printing what is missing."""
+    from gnet import data as gdata
+
+    try:
+        return gdata.resolve_data_dir(size=size, download=True)
+    except gdata.DataNotFoundError as error:
+        print(f"No Imagenette here, and it could not be downloaded:\n{error}")
+        return None
+
+
+def missing_data_note(what: str) -> str:
+    """A MyST warning for a page built without Imagenette: what was not re-measured, and how to get the images."""
+    from gnet import data as gdata
+
+    return (
+        f":::{{warning}}\nThis build had no Imagenette, so {what} **not** re-measured: the numbers below are the "
+        f"recorded ones alone. Set `{gdata.DATA_ENV_VAR}` to a folder holding `imagenette2-160/`, or download it "
+        f"(99 MB) with\n\n```\n{gdata.download_command()}\n```\n:::"
+    )
+
+
+# ------------------------------------------------------------------------------------------------- figures
+def _stage_label(name: str) -> str:
+    return name.replace("inception", "")
+
+
+def plot_correlation_lengths(lengths: Mapping[str, Mapping[str, float]], fields: Mapping[str, int], *, ax=None,
+                             title: str | None = None):  # fmt: skip
+    """Correlation length per stage (input pixels, log scale), one line per network, with the receptive field.
+
+    ``lengths`` is ``{network: {stage: pixels}}`` (``inf`` where the maps are too small to see it fall); ``fields``
+    is ``{stage: theoretical receptive field}``. Returns (fig, ax).
+    """
+    from gnet.book.figures import axes_or_new, finish
+
+    fig, ax = axes_or_new(ax, width=7, height=3.8)
+    stages = list(fields)
+    ax.plot(stages, [fields[s] for s in stages], "k:", label="receptive field (theory)")
+    for label, row in lengths.items():
+        values = [row[s] for s in stages]
+        ax.plot(stages, [v if math.isfinite(v) else np.nan for v in values], "o-", label=label)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(stages)), [_stage_label(s) for s in stages])
+    ax.set(xlabel="stage (stem to 5b)", ylabel="input pixels")
+    return finish(fig, ax, title=title)
+
+
+def plot_mass_profiles(profiles: Mapping[str, Mapping[str, Sequence[float]]], fields: Mapping[str, int], *,
+                       title: str | None = None):  # fmt: skip
+    """One panel per stage: the share of the input gradient inside a centred square, against its half-width.
+
+    ``profiles`` is ``{stage: {network: profile}}`` (:func:`mass_profile`); a dotted line marks the theoretical
+    field's half-width. Returns (fig, axes).
+    """
+    from gnet.book.figures import finish, new_figure
+
+    fig, axes = new_figure(len(profiles), width=2.6 * len(profiles) + 0.6, height=3.0, sharey=True)
+    for ax, (stage, by_network) in zip(np.atleast_1d(axes), profiles.items(), strict=True):
+        for label, profile in by_network.items():
+            ax.plot(range(len(profile)), profile, label=label)
+        ax.axvline(fields[stage] // 2, color="k", linestyle=":", label="theoretical half-width")
+        ax.axhline(0.5, color="0.6", linewidth=0.8)
+        ax.set(title=_stage_label(stage), xlabel="half-width (input px)", xlim=(0, len(profile) - 1))
+    np.atleast_1d(axes)[0].set_ylabel("share of |input gradient|")
+    return finish(fig, axes, title=title)
+
+
+def plot_branch_grid(values: Mapping[str, Mapping[str, float]], *, ax=None, title: str | None = None,
+                     label: str = "", fmt: str = "{:.1f}", cmap: str = "viridis"):  # fmt: skip
+    """A modules × branches heat map with each cell's value written in it. Returns (fig, ax)."""
+    from gnet.book.figures import BRANCH_LABELS, axes_or_new, finish
+
+    fig, ax = axes_or_new(ax, width=4.2, height=4.6)
+    modules = list(values)
+    grid = np.array([[values[m][b] for b in BRANCH_NAMES] for m in modules])
+    image = ax.imshow(grid, cmap=cmap, aspect="auto")
+    fig.colorbar(image, ax=ax, label=label, shrink=0.9)
+    ax.set_xticks(range(len(BRANCH_NAMES)), [BRANCH_LABELS[b] for b in BRANCH_NAMES])
+    ax.set_yticks(range(len(modules)), [_stage_label(m) for m in modules])
+    ax.grid(False)
+    middle = (grid.max() + grid.min()) / 2
+    for (row, col), value in np.ndenumerate(grid):
+        colour = "black" if value > middle else "white"
+        ax.text(col, row, fmt.format(value), ha="center", va="center", fontsize="small", color=colour)
+    return finish(fig, ax, title=title, legend=False)
