@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import gnet
+from gnet.book import gradients
 from gnet.book.gradients import (
     MAIN_PATH,
     compare_aux_gradients,
@@ -371,3 +372,37 @@ def test_other_bad_input_raises_value_error(batch):
         plot_gradient_norms({"x": {"aux1": 1.0}})
     with pytest.raises(ValueError, match="non-empty mapping"):
         plot_aux_ratio({})
+
+
+# ---------------------------------------------------------------------------------- logs of a whole training run
+def _logged(aux):
+    main = dict.fromkeys(gradients.MAIN_PATH, 2.0)
+    aux_norms = None if aux is None else {name: (aux if name in ("conv1", "inception4a") else 0.0) for name in main}
+    return [{"epoch": 1, "grad_norms": [{"step": 0, "main": main, "aux": aux_norms},
+                                        {"step": 21, "main": main, "aux": aux_norms}]}]  # fmt: skip
+
+
+def test_logged_aux_share_divides_the_aux_norm_by_the_main_norm_at_each_logged_step():
+    steps, shares = gradients.logged_aux_share(_logged(1.0), "conv1")
+    assert steps == [0, 21] and shares == [0.5, 0.5]
+    assert gradients.logged_aux_share(_logged(1.0), "inception4e")[1] == [0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("metrics", "stage", "message"),
+    [
+        (_logged(1.0), "inception6a", "unknown stage"),
+        ([{"epoch": 1}], "conv1", "not started with --grad-norms-every"),
+        (_logged(None), "conv1", "trained without the auxiliary heads"),
+    ],
+)
+def test_logged_aux_share_refuses_what_it_cannot_read(metrics, stage, message):
+    with pytest.raises(ValueError, match=message):
+        gradients.logged_aux_share(metrics, stage)
+
+
+def test_the_logged_share_plot_draws_one_line_per_run_and_stage():
+    runs = {"seed 0": _logged(1.0), "seed 1": _logged(0.5)}
+    fig, ax = gradients.plot_logged_aux_share(runs, ["conv1", "inception4a"], steps_per_epoch=21)
+    assert len(ax.lines) == 4 and ax.get_xlabel() == "epoch"
+    assert ax.lines[0].get_xdata().tolist() == [0.0, 1.0]

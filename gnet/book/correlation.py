@@ -384,12 +384,21 @@ def pair_correlations(matrix: np.ndarray) -> np.ndarray:
 # Dense against sparse arithmetic
 # --------------------------------------------------------------------------------------------------------
 class SparseTiming(NamedTuple):
-    """Median seconds for one ``(n, n) @ (n, columns)`` product."""
+    """Seconds for one ``(n, n) @ (n, columns)`` product: the median of ``samples``, one per repeat."""
 
     sparsity: float  # fraction of zeros in the (n, n) matrix
     layout: str  # "dense", "coo" or "csr"
     seconds: float
     nnz: int  # stored non-zeros of the (n, n) matrix
+    samples: tuple[float, ...] = ()  # each repeat's median; empty for a timing made by hand
+
+    @property
+    def low(self) -> float:
+        return min(self.samples or (self.seconds,))
+
+    @property
+    def high(self) -> float:
+        return max(self.samples or (self.seconds,))
 
 
 def random_sparse_matrix(
@@ -439,6 +448,7 @@ def time_dense_vs_sparse(
     device: str | torch.device = "cpu",
     dtype=torch.float32,
     min_run_time: float = 0.1,
+    repeats: int = 5,
     seed: int = 0,
 ) -> list[SparseTiming]:
     """Time ``A @ B`` for an (n, n) matrix ``A`` with given fractions of zeros and a dense (n, columns) ``B``.
@@ -448,6 +458,10 @@ def time_dense_vs_sparse(
     timed: only the product is. Timing uses ``torch.utils.benchmark.Timer.blocked_autorange``, which also
     synchronises CUDA. ``columns`` defaults to ``n``. Returns one :class:`SparseTiming` per
     (sparsity, layout), dense included.
+
+    Every product is timed ``repeats`` times, in rounds that visit every (sparsity, layout) once, so that a
+    slow spell of the machine (another program, a frequency change) spreads over all of them instead of
+    landing on one. Each timing keeps its rounds in ``samples``: their spread is the noise of the measurement.
     """
     # Importing the benchmark utilities logs "No CUDA runtime is found" on CPU-only machines: not news here.
     extension_logger = logging.getLogger("torch.utils.cpp_extension")
@@ -466,44 +480,47 @@ def time_dense_vs_sparse(
     if not layouts or any(layout not in SPARSE_LAYOUTS for layout in layouts):
         raise ValueError(f"expected layouts from {SPARSE_LAYOUTS}, got {layouts!r}")
     finite_number("min_run_time", min_run_time, low_open=True)  # seconds
+    positive_int("repeats", repeats)
 
     other = torch.randn(n, columns, generator=torch.Generator().manual_seed(seed + 1), dtype=dtype).to(device)
-    timings = []
+    timers, nnz = {}, {}
     for sparsity in sparsities:
         dense = random_sparse_matrix(n, sparsity, seed=seed, device=device, dtype=dtype)
-        nnz = int(torch.count_nonzero(dense))
+        nnz[sparsity] = int(torch.count_nonzero(dense))
         for layout in ("dense", *layouts):
-            stored = _to_layout(dense, layout)
             statement = "a @ b" if layout == "dense" else "torch.sparse.mm(a, b)"
-            timer = Timer(
-                statement,
-                globals={"a": stored, "b": other, "torch": torch},
-                num_threads=torch.get_num_threads(),
-            )
-            seconds = timer.blocked_autorange(min_run_time=min_run_time).median
-            timings.append(SparseTiming(sparsity, layout, seconds, nnz))
-    return timings
+            globals_ = {"a": _to_layout(dense, layout), "b": other, "torch": torch}
+            timers[sparsity, layout] = Timer(statement, globals=globals_, num_threads=torch.get_num_threads())
+    samples: dict[tuple[float, str], list[float]] = {key: [] for key in timers}
+    for _ in range(repeats):
+        for key, timer in timers.items():
+            samples[key].append(timer.blocked_autorange(min_run_time=min_run_time).median)
+    return [
+        SparseTiming(sparsity, layout, float(np.median(times)), nnz[sparsity], tuple(times))
+        for (sparsity, layout), times in samples.items()
+    ]
 
 
 def crossover_sparsity(timings: Sequence[SparseTiming], layout: str | None = None) -> float | None:
     """Lowest measured sparsity from which on a sparse layout beats dense at every higher sparsity measured.
 
-    A dense product does the same work whatever its values, so each sparse time is compared with the median
-    of *all* dense times in ``timings``, which evens out noise from other programs. ``layout=None`` takes the
-    faster sparse layout at each sparsity. Returns ``None`` if sparse does not win at the highest sparsity.
+    A dense product does the same work whatever its values, so all dense timings measure one thing, and their
+    spread is the noise. Sparse *beats* dense only outside it: its slowest repeat is faster than the fastest
+    repeat of any dense timing. ``layout=None`` takes the faster sparse layout at each sparsity. Returns
+    ``None`` if sparse does not win at the highest sparsity.
     """
     if not timings:
         raise ValueError("expected a non-empty list of SparseTiming from time_dense_vs_sparse, got none")
     if layout is not None and layout not in SPARSE_LAYOUTS:
         raise ValueError(f"expected layout None or one of {SPARSE_LAYOUTS}, got {layout!r}")
-    dense = [t.seconds for t in timings if t.layout == "dense"]
+    dense = [t.low for t in timings if t.layout == "dense"]
     if not dense:
         raise ValueError(f"expected dense timings among the layouts, got {sorted({t.layout for t in timings})}")
-    dense_seconds = float(np.median(dense))
+    dense_seconds = min(dense)
     crossover = None
     for sparsity in sorted({t.sparsity for t in timings}, reverse=True):
         sparse = [
-            t.seconds
+            t.high
             for t in timings
             if t.sparsity == sparsity and t.layout != "dense" and (layout is None or t.layout == layout)
         ]
@@ -627,8 +644,8 @@ def plot_sparse_timings(timings: Sequence[SparseTiming], *, ax=None, title: str 
     """Milliseconds per product against sparsity, one line per layout, on log axes. Returns (fig, ax).
 
     The x axis is the fraction of non-zeros (1 - sparsity), labelled with the sparsity, so that each step to
-    the right adds a "9" (90%, 99%, 99.9% zeros). A dashed line marks the median dense time, the yardstick
-    of :func:`crossover_sparsity`.
+    the right adds a "9" (90%, 99%, 99.9% zeros). Bars span the fastest to the slowest repeat; a dashed line
+    marks the fastest dense repeat, the yardstick of :func:`crossover_sparsity`.
     """
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
@@ -636,10 +653,12 @@ def plot_sparse_timings(timings: Sequence[SparseTiming], *, ax=None, title: str 
     for layout in dict.fromkeys(t.layout for t in timings):
         rows = sorted((t for t in timings if t.layout == layout), key=lambda t: t.sparsity)
         density = [1 - t.sparsity for t in rows]
-        (line,) = ax.plot(density, [t.seconds * 1e3 for t in rows], marker="o", label=layout)
+        medians = np.array([t.seconds for t in rows]) * 1e3
+        spread = np.array([[t.seconds - t.low for t in rows], [t.high - t.seconds for t in rows]]) * 1e3
+        line = ax.errorbar(density, medians, yerr=spread, marker="o", capsize=3, label=layout).lines[0]
         if layout == "dense":
-            median = float(np.median([t.seconds for t in rows])) * 1e3
-            ax.axhline(median, color=line.get_color(), linestyle="--", linewidth=1, label="dense, median")
+            fastest = min(t.low for t in rows) * 1e3
+            ax.axhline(fastest, color=line.get_color(), linestyle="--", linewidth=1, label="dense, fastest repeat")
     sparsities = sorted({t.sparsity for t in timings})
     ax.set_xscale("log")
     ax.set_yscale("log")

@@ -53,8 +53,6 @@ __all__ = [
     "mass_profile",
     "load_val",
     "load_analysis",
-    "find_imagenette",
-    "missing_data_note",
     "plot_correlation_lengths",
     "plot_mass_profiles",
     "plot_branch_grid",
@@ -392,28 +390,6 @@ def load_analysis(weights: str = "DEFAULT") -> dict:
     from gnet.weights import GoogLeNetWeights
 
     return json.loads(GoogLeNetWeights.resolve(weights).run_file("analysis.json").read_text())
-
-
-def find_imagenette(size: str = "160px"):
-    """The Imagenette folder (from ``$GNET_DATA_DIR``, or downloaded), or None after printing what is missing."""
-    from gnet import data as gdata
-
-    try:
-        return gdata.resolve_data_dir(size=size, download=True)
-    except gdata.DataNotFoundError as error:
-        print(f"No Imagenette here, and it could not be downloaded:\n{error}")
-        return None
-
-
-def missing_data_note(what: str) -> str:
-    """A MyST warning for a page built without Imagenette: what was not re-measured, and how to get the images."""
-    from gnet import data as gdata
-
-    return (
-        f":::{{warning}}\nThis build had no Imagenette, so {what} **not** re-measured: the numbers below are the "
-        f"recorded ones alone. Set `{gdata.DATA_ENV_VAR}` to a folder holding `imagenette2-160/`, or download it "
-        f"(99 MB) with\n\n```\n{gdata.download_command()}\n```\n:::"
-    )
 
 
 # ------------------------------------------------------------------------------------------------- figures
