@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -87,6 +88,10 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_ERROR
     failed = 0
     for path in args.images:
+        if Path(path).is_dir():
+            print(f"gnet-predict: error: {path} is a folder, not an image (pass its files)", file=sys.stderr)
+            failed += 1
+            continue
         try:
             ranked = classify(loaded, path, top=args.top)
         except gdata.CorruptImageError as error:  # the message names the file

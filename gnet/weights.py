@@ -30,7 +30,14 @@ import torch
 
 from gnet.checkpoint import Checkpoint, load_checkpoint
 
-__all__ = ["GoogLeNetWeights", "Weights", "WeightsUnavailableError", "REPOSITORY_URL", "load_weights"]
+__all__ = [
+    "GoogLeNetWeights",
+    "Weights",
+    "WeightsUnavailableError",
+    "REPOSITORY_URL",
+    "load_weights",
+    "recorded_run_file",
+]
 
 #: The repository the book is published from (``repository.url`` in _config.yml).
 REPOSITORY_URL = "https://github.com/gnet-book/inception-from-first-principles"
@@ -63,13 +70,19 @@ class Weights:
 
     def run_file(self, name: str) -> Path:
         """``metrics.jsonl`` or ``run.json`` of the recorded run, from the checkout or downloaded."""
-        return _fetch(f"book/recorded_runs/{self.run}/{name}")
+        return recorded_run_file(self.run, name)
 
     def transforms(self):
         """The evaluation transform the recorded accuracy was measured with."""
         from gnet.data import eval_transform  # torchvision: imported only when asked for
 
         return eval_transform(self.meta["image_size"])
+
+
+def recorded_run_file(run: str, name: str) -> Path:
+    """A file of one of the book's recorded runs, ``book/recorded_runs/<run>/<name>``: the checkout's copy, else
+    downloaded once from the book's repository into torch.hub's cache."""
+    return _fetch(f"book/recorded_runs/{run}/{name}")
 
 
 def _url(relative: str) -> str:

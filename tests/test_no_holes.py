@@ -102,3 +102,26 @@ def test_a_chapter_built_without_imagenette_pastes_no_hole(name, tmp_path, monke
         for output in cell.get("outputs", [])
     )
     assert "GNET_DATA_DIR" in shown, f"{name} does not say how to provide the missing dataset"
+
+
+def test_a_page_without_the_data_says_what_is_missing_and_how_to_get_it(tmp_path, monkeypatch, capsys):
+    from gnet.book import dataset
+
+    monkeypatch.setenv("GNET_DATA_DIR", str(tmp_path / "no-data"))
+    monkeypatch.setattr(dataset.gdata, "_download_imagenette", lambda root, size: (_ for _ in ()).throw(
+        dataset.gdata.DataNotFoundError(f"Downloading Imagenette ({size}) into {root} failed: offline")))  # fmt: skip
+    assert dataset.find_imagenette() is None
+    assert "could not be downloaded" in capsys.readouterr().out
+    note = dataset.missing_data_note("the ablations were")
+    assert note.startswith(":::{warning}") and note.endswith(":::")
+    assert "the ablations were **not** re-measured" in note and "GNET_DATA_DIR" in note
+    assert "torchvision.datasets.Imagenette" in note  # the download command itself
+
+
+def test_with_the_data_find_imagenette_returns_its_folder(tmp_path, monkeypatch):
+    from gnet.book import dataset
+    from gnet.testing import make_fixture_dataset
+
+    root = make_fixture_dataset(tmp_path / "data", num_classes=2, per_split=1)
+    monkeypatch.setenv("GNET_DATA_DIR", str(root))
+    assert dataset.find_imagenette() == root

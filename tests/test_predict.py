@@ -30,14 +30,23 @@ def test_a_bad_image_is_named_and_the_others_are_still_classified(tiny_data, tin
     broken.write_bytes(b"\xff\xd8 not really a jpeg")
     images = _images(tiny_data)
     code = gpredict.main(
-        [images[0], str(broken), str(tmp_path / "missing.png"), images[1], "--checkpoint", str(tiny_run / "last.pt")]
+        [
+            images[0],
+            str(broken),
+            str(tmp_path / "missing.png"),
+            str(tmp_path),
+            images[1],
+            "--checkpoint",
+            str(tiny_run / "last.pt"),
+        ]  # fmt: skip
     )
     captured = capsys.readouterr()
     assert code == gpredict.EXIT_ERROR
     assert [line.split(":")[0] for line in captured.out.splitlines()] == images
     errors = captured.err.splitlines()
-    assert len(errors) == 2 and str(broken) in errors[0] and "missing.png" in errors[1]
-    assert all(line.startswith("gnet-predict: error: cannot decode image") for line in errors)
+    assert len(errors) == 3 and str(broken) in errors[0] and "missing.png" in errors[1]
+    assert all(line.startswith("gnet-predict: error: cannot decode image") for line in errors[:2])
+    assert errors[2] == f"gnet-predict: error: {tmp_path} is a folder, not an image (pass its files)"
     assert "Traceback" not in captured.err
 
 

@@ -108,3 +108,11 @@ def test_a_download_is_checked_against_its_sha256_and_a_bad_one_is_removed(insta
     assert not list(installed_without_book.rglob("weights.pt"))
     served["bytes"] = good
     assert ENTRY.load().model.config.width == json.loads((RUN_DIR / "run.json").read_text())["config"]["width"]
+
+
+def test_recorded_runs_load_from_the_checkout_with_their_metrics_and_settings():
+    from gnet.book import runs as book_runs
+
+    metrics, info = book_runs.load_recorded(ENTRY.value.run)
+    assert metrics == gtrain.read_metrics(RUN_DIR) and info == gtrain.read_run_info(RUN_DIR)
+    assert gweights.recorded_run_file(ENTRY.value.run, "run.json") == RUN_DIR / "run.json"

@@ -16,7 +16,17 @@ import torch
 from gnet import data as gdata
 from gnet.evaluate import Predictions
 
-__all__ = ["plot_confusion_matrix", "plot_curves", "plot_per_class", "show_predictions"]
+__all__ = ["load_recorded", "plot_confusion_matrix", "plot_curves", "plot_per_class", "show_predictions"]
+
+
+def load_recorded(run: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The metrics (one dict per epoch) and ``run.json`` of a recorded run, ``book/recorded_runs/<run>/``."""
+    from gnet.train import read_metrics, read_run_info
+    from gnet.weights import recorded_run_file
+
+    folder = recorded_run_file(run, "metrics.jsonl").parent
+    recorded_run_file(run, "run.json")  # the same folder, fetched if this is not a checkout
+    return read_metrics(folder), read_run_info(folder)
 
 
 def plot_curves(metrics: Sequence[dict[str, Any]], *, title: str | None = None, lr: bool = False):
