@@ -24,7 +24,8 @@ CORE = (
     "gnet.weights",
 )
 BOOK_ONLY = ("scipy", "skimage", "ipywidgets", "IPython", "pandas")  # the [book] extra
-BOOK_MODULES = ("claims", "correlation", "explorer", "figures", "glue", "gradients", "runs", "stacks", "widgets")
+BOOK_MODULES = ("claims", "correlation", "dataset", "diagrams", "explorer", "figures", "glue", "gradients", "runs",
+                "stacks", "trained", "widgets")  # fmt: skip
 
 
 def test_importing_the_core_loads_none_of_the_books_dependencies_and_no_gnet_book_module():
