@@ -1,9 +1,10 @@
 """Sphinx extension: drop repeated inline <script> blocks from every page.
 
-With Sphinx 7.4, the inline scripts that sphinx-thebe and sphinx-togglebutton register when the builder starts end
-up twice in each page's ``script_files``. The repeated ``const THEBE_JS_URL = ...`` then throws "Identifier
-'THEBE_JS_URL' has already been declared" in every reader's browser console (tests/test_browser.py catches it).
-Keeping the first copy of each identical inline script removes the error and changes nothing else.
+With Sphinx 7.4, the inline scripts that sphinx-thebe and sphinx-togglebutton register
+when the builder starts end up twice in each page's ``script_files``. The repeated
+``const THEBE_JS_URL = ...`` then throws "Identifier 'THEBE_JS_URL' has already been
+declared" in every reader's browser console (tests/test_browser.py catches it). Keeping
+the first copy of each identical inline script removes the error and changes nothing else.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ def _drop_repeated_inline_scripts(app, pagename, templatename, context, doctree)
     seen_bodies = set()
     kept = []
     for script in scripts:
-        body = getattr(script, "attributes", {}).get("body") if not script.filename else None
+        body = (
+            getattr(script, "attributes", {}).get("body")
+            if not script.filename
+            else None
+        )
         if body is not None:
             if body in seen_bodies:
                 continue

@@ -181,7 +181,7 @@ _SCRIPT = """
     }});
     var counts = gnetInceptionCounts(config(widths));
     set("macs", exact(counts.macs) + " (" + formatCount(counts.macs) + ")");
-    set("params", exact(counts.params) + " (" + formatCount(counts.params) + ")");
+    set("params", exact(counts.params));
     set("out-channels", exact(counts.out_channels));
     set("ratio-macs", ratio(counts.macs, reference.macs));
     set("ratio-params", ratio(counts.params, reference.params));
@@ -248,7 +248,7 @@ def _counts_table_html(counts: BlockCounts, reference_name: str, bias: bool) -> 
             (
                 f"Parameters ({bias_note})",
                 "params",
-                f"{counts.params:,} ({format_count(counts.params)})",
+                f"{counts.params:,}",  # exact: no "k", which the page's paper numbers write as K = 1024
                 counts.params,
             ),
             ("Output channels", "out-channels", f"{counts.out_channels:,}", counts.out_channels),
