@@ -134,3 +134,13 @@ def test_the_recorded_analysis_is_complete_and_names_what_made_it():
     assert set(report["correlation"]) == {"inception3a", "inception4d"}
     assert set(report["correlation_length"]) == set(T.FEATURE_STAGES)
     assert {"command", "device", "versions", "git_commit", "finished_at"} <= set(report["made_by"])
+
+
+def test_branch_means_are_the_per_channel_means_of_each_branch(small):
+    x = torch.randn(3, 3, 96, 96)
+    means = T.branch_means(small, x)
+    with torch.no_grad():
+        y = T.stage_outputs(small, x, ["inception4a"])["inception4a"]
+    n1 = small.inception4a.branch1.conv.out_channels
+    assert torch.allclose(means["inception4a"]["branch1"], y[:, :n1].mean(dim=(0, 2, 3)), atol=1e-6)
+    assert means["inception4a"]["branch1"].shape == (n1,)

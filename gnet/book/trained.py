@@ -275,16 +275,15 @@ def zero_branch(model: GoogLeNet, module: str, branch: str, mean: Tensor | None 
 
 
 @torch.no_grad()
-def branch_means(model: GoogLeNet, images: Tensor, *, batch_size: int = 128) -> dict[str, dict[str, Tensor]]:
-    """``{module: {branch: per-channel mean output}}`` over every position of ``images`` (for :func:`zero_branch`)."""
-    sums: dict[str, dict[str, Tensor]] = {name: {} for name in INCEPTION_SPECS}
+def _per_branch(model: GoogLeNet, images: Tensor, reduce, batch_size: int) -> dict[str, dict[str, object]]:
+    """``{module: {branch: sum over batches of reduce(branch output)}}`` from one pass over ``images``."""
+    sums: dict[str, dict[str, object]] = {name: dict.fromkeys(BRANCH_NAMES, 0) for name in INCEPTION_SPECS}
     hooks = []
     for name in INCEPTION_SPECS:
         for branch in BRANCH_NAMES:
 
             def add(_m, _i, out, name=name, branch=branch):
-                total = out.double().sum(dim=(0, 2, 3))
-                sums[name][branch] = sums[name].get(branch, 0) + total / (out.shape[2] * out.shape[3])
+                sums[name][branch] = sums[name][branch] + reduce(out.double())
 
             hooks.append(getattr(model.get_submodule(name), branch).register_forward_hook(add))
     try:
@@ -292,26 +291,18 @@ def branch_means(model: GoogLeNet, images: Tensor, *, batch_size: int = 128) -> 
     finally:
         for hook in hooks:
             hook.remove()
+    return sums
+
+
+def branch_means(model: GoogLeNet, images: Tensor, *, batch_size: int = 128) -> dict[str, dict[str, Tensor]]:
+    """``{module: {branch: per-channel mean output}}`` over every position of ``images`` (for :func:`zero_branch`)."""
+    sums = _per_branch(model, images, lambda out: out.mean(dim=(2, 3)).sum(dim=0), batch_size)
     return {name: {b: (s / len(images)).float() for b, s in row.items()} for name, row in sums.items()}
 
 
-@torch.no_grad()
 def branch_energy(model: GoogLeNet, images: Tensor, *, batch_size: int = 128) -> dict[str, dict[str, float]]:
     """``{module: {branch: share}}``: each branch's share of the sum of squares of the module's output."""
-    sums = {name: dict.fromkeys(BRANCH_NAMES, 0.0) for name in INCEPTION_SPECS}
-    hooks = []
-    for name in INCEPTION_SPECS:
-        for branch in BRANCH_NAMES:
-
-            def add(_m, _i, out, name=name, branch=branch):
-                sums[name][branch] += float(out.double().pow(2).sum())
-
-            hooks.append(getattr(model.get_submodule(name), branch).register_forward_hook(add))
-    try:
-        stage_outputs(model, images, [], batch_size=batch_size)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    sums = _per_branch(model, images, lambda out: float(out.pow(2).sum()), batch_size)
     return {name: {b: s / sum(parts.values()) for b, s in parts.items()} for name, parts in sums.items()}
 
 
