@@ -4,7 +4,7 @@ With Sphinx 7.4, the inline scripts that sphinx-thebe and sphinx-togglebutton re
 when the builder starts end up twice in each page's ``script_files``. The repeated
 ``const THEBE_JS_URL = ...`` then throws "Identifier 'THEBE_JS_URL' has already been
 declared" in every reader's browser console (tests/test_browser.py catches it). Keeping
-the first copy of each identical inline script removes the error and changes nothing else.
+the first copy of each identical inline script removes the error, and nothing else.
 """
 
 from __future__ import annotations
