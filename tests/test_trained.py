@@ -11,6 +11,7 @@ import torch
 
 import gnet
 from gnet.book import trained as T
+from gnet.model import BRANCH_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
 ANALYSIS = REPO / "book" / "recorded_runs" / "imagenette-cpu" / "analysis.json"
@@ -144,3 +145,11 @@ def test_branch_means_are_the_per_channel_means_of_each_branch(small):
     n1 = small.inception4a.branch1.conv.out_channels
     assert torch.allclose(means["inception4a"]["branch1"], y[:, :n1].mean(dim=(0, 2, 3)), atol=1e-6)
     assert means["inception4a"]["branch1"].shape == (n1,)
+
+
+def test_the_branch_grid_writes_every_value_and_no_negative_zero():
+    values = {m: {b: (-0.04 if b == "branch1" else 2.5) for b in BRANCH_NAMES} for m in gnet.INCEPTION_SPECS}
+    fig, ax = T.plot_branch_grid(values, limits=(0, 10))
+    texts = [t.get_text() for t in ax.texts]
+    assert len(texts) == 36 and "-0.0" not in texts and texts.count("0.0") == 9 and texts.count("2.5") == 27
+    assert ax.images[0].get_clim() == (0, 10)

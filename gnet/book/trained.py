@@ -422,28 +422,41 @@ def plot_mass_profiles(profiles: Mapping[str, Mapping[str, Sequence[float]]], fi
     for ax, (stage, by_network) in zip(np.atleast_1d(axes), profiles.items(), strict=True):
         for label, profile in by_network.items():
             ax.plot(range(len(profile)), profile, label=label)
-        ax.axvline(fields[stage] // 2, color="k", linestyle=":", label="theoretical half-width")
+        half, right = fields[stage] // 2, len(profile) - 1
+        if half <= right:
+            ax.axvline(half, color="k", linestyle=":", label="theoretical half-width")
+        else:  # the theoretical field is larger than the image: say so instead of drawing off the axis
+            ax.annotate(f"theoretical half-width\n{half} px, beyond the image", (0.97, 0.06),
+                        xycoords="axes fraction", ha="right", fontsize="x-small", color="0.35")  # fmt: skip
         ax.axhline(0.5, color="0.6", linewidth=0.8)
-        ax.set(title=_stage_label(stage), xlabel="half-width (input px)", xlim=(0, len(profile) - 1))
+        ax.set(title=_stage_label(stage), xlabel="half-width (input px)", xlim=(0, right))
     np.atleast_1d(axes)[0].set_ylabel("share of |input gradient|")
     return finish(fig, axes, title=title)
 
 
 def plot_branch_grid(values: Mapping[str, Mapping[str, float]], *, ax=None, title: str | None = None,
-                     label: str = "", fmt: str = "{:.1f}", cmap: str = "viridis"):  # fmt: skip
-    """A modules × branches heat map with each cell's value written in it. Returns (fig, ax)."""
+                     label: str = "", fmt: str = "{:.1f}", cmap: str = "viridis",
+                     limits: tuple[float, float] | None = None):  # fmt: skip
+    """A modules × branches heat map with each cell's value written in it. Returns (fig, ax).
+
+    ``limits`` fixes the colour scale (give two panels the same one so that they can be compared).
+    """
     from gnet.book.figures import BRANCH_LABELS, axes_or_new, finish
 
     fig, ax = axes_or_new(ax, width=4.2, height=4.6)
     modules = list(values)
     grid = np.array([[values[m][b] for b in BRANCH_NAMES] for m in modules])
-    image = ax.imshow(grid, cmap=cmap, aspect="auto")
+    low, high = limits or (grid.min(), grid.max())
+    image = ax.imshow(grid, cmap=cmap, aspect="auto", vmin=low, vmax=high)
     fig.colorbar(image, ax=ax, label=label, shrink=0.9)
     ax.set_xticks(range(len(BRANCH_NAMES)), [BRANCH_LABELS[b] for b in BRANCH_NAMES])
     ax.set_yticks(range(len(modules)), [_stage_label(m) for m in modules])
     ax.grid(False)
-    middle = (grid.max() + grid.min()) / 2
+    middle = (low + high) / 2
     for (row, col), value in np.ndenumerate(grid):
+        shown = fmt.format(value)
+        if float(shown) == 0:  # no "-0.0": a loss that rounds to nothing is nothing
+            shown = fmt.format(0.0)
         colour = "black" if value > middle else "white"
-        ax.text(col, row, fmt.format(value), ha="center", va="center", fontsize="small", color=colour)
+        ax.text(col, row, shown, ha="center", va="center", fontsize="small", color=colour)
     return finish(fig, ax, title=title, legend=False)
