@@ -3,18 +3,23 @@
 Two explorers, for two ways of reading the book:
 
 * :func:`static_explorer_html` (shown with :func:`static_explorer`) works in the **static web page**. It is
-  self-contained HTML and vanilla JavaScript: six range inputs, and the MACs, parameters and output channels
-  recomputed in the browser with the closed form of :func:`gnet.analysis.inception_counts`. No kernel, no
-  network. The tests run its JavaScript formula with ``node`` and check it against fvcore on a grid of
-  configurations, and drive the page in headless Chromium.
+  self-contained HTML and vanilla JavaScript: a slider and a number box per width, and the MACs, parameters and
+  output channels recomputed in the browser with the closed form of :func:`gnet.analysis.inception_counts`,
+  beside the paper's block and the naive block with the same output widths (the paper's Figure 2a,
+  :func:`gnet.analysis.naive_inception_counts`). The ``#5×5 reduce`` slider marks its break-even width
+  (:func:`break_even_n5x5_reduce`). No kernel, no network. The tests run its JavaScript formulas with ``node``
+  and check them against fvcore on a grid of configurations, and drive the page in headless Chromium.
 * :func:`inception_sliders` builds **ipywidgets** sliders whose callback builds a real :class:`gnet.Inception`
-  and measures it with fvcore (:func:`gnet.analysis.count_macs`). It needs a live kernel (Colab, Jupyter): in a
-  static page the callback never runs (ipywidgets #2069, #3319).
+  (and :class:`gnet.NaiveInception`) and measures it with fvcore (:func:`gnet.analysis.count_macs`). It needs a
+  live kernel (Colab, Jupyter): in a static page the callback never runs (ipywidgets #2069, #3319).
 
 Both set the six widths of :class:`~gnet.table1.InceptionSpec` under its own names (Table 1's columns,
 :data:`gnet.table1.WIDTH_FIELDS`): ``n1x1``, ``n3x3_reduce``, ``n3x3``, ``n5x5_reduce``, ``n5x5``, ``pool_proj``.
 The same names are the explorer's HTML attributes, the keys of its JavaScript and the arguments of
 :meth:`InceptionSliders.set_widths`; the labels are Table 1's column headers ("#3×3 reduce").
+
+One K convention: the book's prose writes the paper's K = 1024 for parameters, so the explorers never write
+"k" or "K". Parameters are exact; MACs are exact, with an "M" (10⁶) or "G" (10⁹) form beside them.
 """
 
 from __future__ import annotations
@@ -27,13 +32,14 @@ import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 
 import torch
 
 from gnet._validate import positive_int
-from gnet.analysis import BlockCounts, count_macs, count_params, spec_counts
-from gnet.book.figures import BRANCH_COLORS, BRANCH_LABELS, format_count
-from gnet.model import BRANCH_NAMES, Inception
+from gnet.analysis import BlockCounts, count_macs, count_params, naive_inception_counts, spec_counts
+from gnet.book.figures import BRANCH_COLORS, BRANCH_LABELS
+from gnet.model import BRANCH_NAMES, Inception, NaiveInception
 from gnet.table1 import INCEPTION_SPECS, WIDTH_FIELDS, InceptionSpec
 
 __all__ = [
@@ -41,6 +47,8 @@ __all__ = [
     "FORMULA_BEGIN",
     "FORMULA_END",
     "EXPLORER_FORMULA_JS",
+    "break_even_n5x5_reduce",
+    "short_macs",
     "static_explorer_html",
     "static_explorer",
     "LiveCounts",
@@ -61,42 +69,60 @@ WIDTH_LABELS: dict[str, str] = {name: _table1_header(name) for name in WIDTH_FIE
 
 _DEFAULT_SPEC = INCEPTION_SPECS["inception3a"]
 
-# The closed form, in JavaScript. The markers let the tests cut this exact text out of the emitted HTML and run
+# The closed forms, in JavaScript. The markers let the tests cut this exact text out of the emitted HTML and run
 # it with node, so what is tested is what the page runs. ``cfg`` holds the InceptionSpec's fields under their
 # Python names, plus height, width, branch3_kernel and bias.
 FORMULA_BEGIN = "/* gnet-explorer-formula:begin */"
 FORMULA_END = "/* gnet-explorer-formula:end */"
 EXPLORER_FORMULA_JS = f"""{FORMULA_BEGIN}
-function gnetInceptionCounts(cfg) {{
+function gnetConvCounts(cfg, cin, cout, k) {{
   // Every convolution of an Inception block keeps H x W ("same" padding, stride 1), so a k x k convolution
   // costs C_in * C_out * k * k * H * W multiply-adds and has C_in * C_out * k * k weights (+ C_out biases).
-  // Max pooling and concatenation cost no multiply-adds and have no parameters.
-  var hw = cfg.height * cfg.width;
+  var weights = cin * cout * k * k;
   var bias = cfg.bias === undefined ? true : cfg.bias;
-  var k3 = cfg.branch3_kernel === undefined ? 5 : cfg.branch3_kernel;
-  function conv(cin, cout, k) {{
-    var weights = cin * cout * k * k;
-    return {{ macs: weights * hw, params: weights + (bias ? cout : 0) }};
-  }}
-  function chain(convs) {{
-    var total = {{ macs: 0, params: 0 }};
-    convs.forEach(function (c) {{ total.macs += c.macs; total.params += c.params; }});
-    return total;
-  }}
-  var branches = {{
-    branch1: chain([conv(cfg.in_channels, cfg.n1x1, 1)]),
-    branch2: chain([conv(cfg.in_channels, cfg.n3x3_reduce, 1), conv(cfg.n3x3_reduce, cfg.n3x3, 3)]),
-    branch3: chain([conv(cfg.in_channels, cfg.n5x5_reduce, 1), conv(cfg.n5x5_reduce, cfg.n5x5, k3)]),
-    branch4: chain([conv(cfg.in_channels, cfg.pool_proj, 1)])
-  }};
-  var channels = {{ branch1: cfg.n1x1, branch2: cfg.n3x3, branch3: cfg.n5x5, branch4: cfg.pool_proj }};
-  var result = {{ macs: 0, params: 0, out_channels: 0, branches: branches, channels: channels }};
+  return {{ macs: weights * cfg.height * cfg.width, params: weights + (bias ? cout : 0) }};
+}}
+function gnetBranch3Kernel(cfg) {{ return cfg.branch3_kernel === undefined ? 5 : cfg.branch3_kernel; }}
+function gnetBlockCounts(branches, channels) {{
+  // Max pooling and concatenation cost no multiply-adds and have no parameters: a branch costs its convolutions.
+  var result = {{ macs: 0, params: 0, out_channels: 0, branches: {{}}, channels: channels }};
   Object.keys(branches).forEach(function (name) {{
-    result.macs += branches[name].macs;
-    result.params += branches[name].params;
+    var branch = {{ macs: 0, params: 0 }};
+    branches[name].forEach(function (c) {{ branch.macs += c.macs; branch.params += c.params; }});
+    result.branches[name] = branch;
+    result.macs += branch.macs;
+    result.params += branch.params;
     result.out_channels += channels[name];
   }});
   return result;
+}}
+function gnetInceptionCounts(cfg) {{
+  var conv = gnetConvCounts.bind(null, cfg);
+  return gnetBlockCounts({{
+    branch1: [conv(cfg.in_channels, cfg.n1x1, 1)],
+    branch2: [conv(cfg.in_channels, cfg.n3x3_reduce, 1), conv(cfg.n3x3_reduce, cfg.n3x3, 3)],
+    branch3: [conv(cfg.in_channels, cfg.n5x5_reduce, 1), conv(cfg.n5x5_reduce, cfg.n5x5, gnetBranch3Kernel(cfg))],
+    branch4: [conv(cfg.in_channels, cfg.pool_proj, 1)]
+  }}, {{ branch1: cfg.n1x1, branch2: cfg.n3x3, branch3: cfg.n5x5, branch4: cfg.pool_proj }});
+}}
+function gnetNaiveInceptionCounts(cfg) {{
+  // The paper's Figure 2a with the same #1x1, #3x3 and #5x5: no reductions, and the pool branch passes the
+  // block's input channels through (gnet.NaiveInception). The reduce widths and pool proj are ignored.
+  var conv = gnetConvCounts.bind(null, cfg);
+  return gnetBlockCounts({{
+    branch1: [conv(cfg.in_channels, cfg.n1x1, 1)],
+    branch2: [conv(cfg.in_channels, cfg.n3x3, 3)],
+    branch3: [conv(cfg.in_channels, cfg.n5x5, gnetBranch3Kernel(cfg))],
+    branch4: []
+  }}, {{ branch1: cfg.n1x1, branch2: cfg.n3x3, branch3: cfg.n5x5, branch4: cfg.in_channels }});
+}}
+function gnetBreakEvenReduce(cfg) {{
+  // The #5x5 reduce width r at which 1x1 reduce + k x k, r (C_in + n5x5 k^2) H W MACs, costs as much as a direct
+  // k x k from the input, C_in n5x5 k^2 H W: r = C_in n5x5 k^2 / (C_in + n5x5 k^2). Kept as a fraction of
+  // integers, so that the page can print it without a rounding surprise.
+  var kk = gnetBranch3Kernel(cfg) * gnetBranch3Kernel(cfg);
+  var numerator = cfg.in_channels * cfg.n5x5 * kk, denominator = cfg.in_channels + cfg.n5x5 * kk;
+  return {{ numerator: numerator, denominator: denominator, value: numerator / denominator }};
 }}
 {FORMULA_END}"""
 
@@ -117,39 +143,105 @@ def _check_spec(name: str, spec: object) -> InceptionSpec:
     return spec
 
 
+def break_even_n5x5_reduce(in_channels: int, n5x5: int, branch3_kernel: int = 5) -> Fraction:
+    """The ``n5x5_reduce`` width at which branch 3 (1×1 reduce, then k×k) costs as many MACs as the direct k×k
+    convolution of the naive block (:class:`gnet.NaiveInception`'s branch 3), exactly.
+
+    Per output pixel the reduced branch costs ``r · (C_in + n5x5 · k²)`` and the direct one ``C_in · n5x5 · k²``,
+    so they are equal at ``r = C_in · n5x5 · k² / (C_in + n5x5 · k²)``; a narrower reduction is cheaper. For
+    inception (3a), ``192 · 32 · 25 / (192 + 800) ≈ 154.8`` (chapter 4's exercise). The break-even is always below
+    ``C_in``: a "reduction" that keeps every channel never pays.
+    """
+    for name, value in (("in_channels", in_channels), ("n5x5", n5x5), ("branch3_kernel", branch3_kernel)):
+        positive_int(name, value)
+    kk = branch3_kernel * branch3_kernel
+    return Fraction(in_channels * n5x5 * kk, in_channels + n5x5 * kk)
+
+
+def _one_decimal_down(value: Fraction) -> str:
+    """``value`` as an integer when it is one, else cut (not rounded) to one decimal: 154.84 -> "154.8", and
+    154.96 -> "154.9", never "155.0", which would claim a width at which the reduced branch is dearer."""
+    if value.denominator == 1:
+        return str(value.numerator)
+    tenths = (10 * value.numerator) // value.denominator
+    return f"{tenths // 10}.{tenths % 10}"
+
+
+def short_macs(macs: int) -> str:
+    """MACs with three significant digits and "M" (10⁶) or "G" (10⁹), and exact below a million: never "k",
+    which the page's prose would read as the paper's K = 1024. ``short_macs(128_049_152) == "128 M"``."""
+    for scale, prefix in ((10**9, "G"), (10**6, "M")):
+        if macs >= scale:
+            return f"{float(f'{macs / scale:.3g}'):g} {prefix}"
+    return f"{macs:,}"
+
+
 # ------------------------------------------------------------------------------------------------------------
 # The static explorer: HTML + vanilla JavaScript, no kernel, no network
 # ------------------------------------------------------------------------------------------------------------
 
+# Colours come from pydata-sphinx-theme's variables (they follow its light and dark modes), with neutral
+# fallbacks that read on white and on black for a page without the theme.
 _CSS = """
-#{id} {{ border: 1px solid rgba(127, 127, 127, 0.45); border-radius: 6px; padding: 0.8em 1em; margin: 0.8em 0;
-  font-size: 0.92em; line-height: 1.35; color: inherit; max-width: 46em; }}
+#{id} {{ --gnet-border: var(--pst-color-border, rgba(127, 127, 127, 0.45)); box-sizing: border-box;
+  border: 1px solid var(--gnet-border); border-radius: 6px; padding: 0.8em 1em; margin: 0.8em 0; max-width: 46em;
+  font-size: 0.92em; line-height: 1.35; color: var(--pst-color-text-base, currentColor);
+  background: var(--pst-color-on-background, transparent); }}
+html[data-theme="dark"] .cell_output .text_html:has(> #{id}) {{ background: transparent; padding: 0; color: inherit; }}
 #{id} .gnet-title {{ font-weight: bold; margin: 0 0 0.2em 0; }}
-#{id} .gnet-sub {{ margin: 0 0 0.6em 0; opacity: 0.85; }}
-#{id} .gnet-controls {{ display: grid; grid-template-columns: 11.5em 1fr 3.2em; gap: 0.25em 0.6em;
+#{id} .gnet-sub, #{id} .gnet-note {{ margin: 0 0 0.6em 0; opacity: 0.85; }}
+#{id} .gnet-note {{ margin: 0.4em 0 0 0; font-size: 0.9em; }}
+#{id} .gnet-controls {{ display: grid; grid-template-columns: 11.5em minmax(0, 1fr) 5em; gap: 0.2em 0.6em;
   align-items: center; }}
-#{id} .gnet-controls input[type=range] {{ width: 100%; margin: 0; }}
-#{id} .gnet-controls output {{ font-variant-numeric: tabular-nums; text-align: right; font-weight: bold; }}
-#{id} button {{ margin: 0.6em 0 0.4em 0; padding: 0.2em 0.7em; border: 1px solid rgba(127, 127, 127, 0.6);
-  border-radius: 4px; background: rgba(127, 127, 127, 0.12); color: inherit; cursor: pointer; font: inherit; }}
-#{id} table {{ border-collapse: collapse; margin: 0.3em 0; width: 100%; }}
-#{id} th, #{id} td {{ padding: 0.15em 0.6em; text-align: right; border-bottom: 1px solid rgba(127, 127, 127, 0.3);
-  font-variant-numeric: tabular-nums; }}
-#{id} th:first-child, #{id} td:first-child {{ text-align: left; }}
+#{id} .gnet-slider {{ position: relative; }}
+#{id} .gnet-slider input {{ display: block; width: 100%; margin: 0.4em 0;
+  accent-color: var(--pst-color-primary, auto); }}
+#{id} .gnet-tick {{ position: absolute; bottom: -0.1em; width: 3px; height: 0.7em; margin-left: -1.5px;
+  left: calc(8px + var(--gnet-at, 0) * (100% - 16px)); background: var(--pst-color-accent, currentColor);
+  border-radius: 1px; pointer-events: none; }}
+#{id} input[type=number] {{ box-sizing: border-box; width: 100%; min-width: 0; padding: 0.15em 0.3em; font: inherit;
+  text-align: right; font-variant-numeric: tabular-nums; color: inherit; background: var(--pst-color-background,
+  transparent); border: 1px solid var(--gnet-border); border-radius: 4px; }}
+#{id} .gnet-break-even {{ grid-column: 2 / -1; margin: 0 0 0.3em 0; font-size: 0.88em; }}
+#{id} .gnet-break-even b {{ color: var(--pst-color-accent, inherit); }}
+#{id} button {{ margin: 0.6em 0 0.4em 0; padding: 0.2em 0.7em; border: 1px solid var(--gnet-border); border-radius: 4px;
+  background: var(--pst-color-surface, rgba(127, 127, 127, 0.12)); color: inherit; cursor: pointer; font: inherit; }}
+#{id} table {{ display: table; border-collapse: collapse; margin: 0.3em 0; width: 100%; }}
+#{id} th, #{id} td {{ padding: 0.2em 0.5em; text-align: right; vertical-align: top; font-variant-numeric: tabular-nums;
+  border-bottom: 1px solid var(--gnet-border); }}
+#{id} th:first-child {{ text-align: left; padding-left: 0; }}
+#{id} tbody th {{ font-weight: normal; }}
+#{id} .gnet-ratio {{ opacity: 0.85; }}
+#{id} .gnet-whole {{ display: inline-block; white-space: nowrap; }}
 #{id} .gnet-bars {{ margin-top: 0.5em; }}
-#{id} .gnet-bar-row {{ display: grid; grid-template-columns: 4.5em 1fr 5.5em; gap: 0.5em; align-items: center;
-  margin: 0.15em 0; }}
-#{id} .gnet-bar-track {{ position: relative; height: 0.9em; background: rgba(127, 127, 127, 0.12);
+#{id} .gnet-bar-row {{ display: grid; grid-template-columns: 4.5em minmax(0, 1fr) 5.5em; gap: 0.5em;
+  align-items: center; margin: 0.15em 0; }}
+#{id} .gnet-bar-track {{ position: relative; height: 0.9em; background: rgba(127, 127, 127, 0.15);
   border-radius: 2px; }}
 #{id} .gnet-bar {{ height: 100%; border-radius: 2px; }}
 #{id} .gnet-bar-reference {{ position: absolute; top: -0.15em; bottom: -0.15em; width: 2px; background: currentColor;
   opacity: 0.7; }}
 #{id} .gnet-bar-value {{ text-align: right; font-variant-numeric: tabular-nums; }}
-#{id} .gnet-note {{ margin: 0.4em 0 0 0; font-size: 0.9em; opacity: 0.85; }}
+@media (max-width: 40em) {{
+  #{id} {{ padding: 0.7em 0.6em; }}
+  #{id} .gnet-controls {{ grid-template-columns: minmax(0, 1fr) 5.5em; grid-auto-flow: row dense; }}
+  #{id} .gnet-slider, #{id} .gnet-break-even {{ grid-column: 1 / -1; }}
+  #{id} table {{ font-size: 0.86em; }}
+  #{id} th, #{id} td {{ padding: 0.2em 0.2em; }}
+}}
+@media (max-width: 22.5em) {{ #{id} table {{ font-size: 0.8em; }} }}
 """
+# Why the rule on .cell_output: in dark mode pydata-sphinx-theme paints every HTML cell output on a light panel
+# (for outputs drawn for white pages). This explorer follows the theme, so it takes that panel off its own output,
+# and only its own (the id); the id also outranks the theme's selector.
+# Why "display: table": the book's layout.css makes every output table a scroll box (display: block), whose rows
+# then shrink to their content; this table fits a phone (tested at 320 px), so it stays a full-width table.
+# Why 22.5em (360 px): below it, the widest numbers (every width at 256: "1,901,068,288" MACs) need a smaller table.
+# Why "dense" in the narrow layout: each slider takes a whole row under its label, and its number box goes back up
+# beside the label.
 
-# The part of the script that wires the controls to the formula; the formula, the element id and the JSON blobs
-# are filled in by _script.
+# The part of the script that wires the controls to the formulas; the formulas, the element id and the JSON
+# blobs are filled in by _script.
 _SCRIPT = """
 (function () {{
   "use strict";
@@ -159,33 +251,40 @@ _SCRIPT = """
   var defaults = {defaults_json};
   var fixed = {fixed_json};
   var colors = {colors_json};
-  function formatCount(n) {{
-    // Three significant digits and an SI prefix, like gnet.book.figures.format_count.
-    var prefixes = [[1e12, " T"], [1e9, " G"], [1e6, " M"], [1e3, " k"]];
-    for (var i = 0; i < prefixes.length; i++) {{
-      if (n >= prefixes[i][0]) {{ return Number((n / prefixes[i][0]).toPrecision(3)) + prefixes[i][1]; }}
-    }}
-    return String(Number(n.toPrecision(3)));
-  }}
+  var maxWidth = {max_width};
+  var sliders = root.querySelectorAll('input[type="range"][data-width]');
+  var boxes = root.querySelectorAll('input[type="number"][data-width]');
+  function el(name) {{ return root.querySelector('[data-gnet="' + name + '"]'); }}
+  function set(name, text) {{ el(name).textContent = text; }}
+  function slider(field) {{ return root.querySelector('input[type="range"][data-width="' + field + '"]'); }}
+  function box(field) {{ return root.querySelector('input[type="number"][data-width="' + field + '"]'); }}
   function exact(n) {{ return n.toLocaleString("en-US"); }}
+  function shortMacs(n) {{
+    // Like gnet.book.explorer.short_macs: M or G, exact below a million, never "k" (the prose's K is 1024).
+    var scales = [[1e9, " G"], [1e6, " M"]];
+    for (var i = 0; i < scales.length; i++) {{
+      if (n >= scales[i][0]) {{ return Number((n / scales[i][0]).toPrecision(3)) + scales[i][1]; }}
+    }}
+    return exact(n);
+  }}
   function ratio(a, b) {{ return "\\u00d7" + (a / b).toFixed(2); }}
-  function config(widths) {{ return Object.assign({{}}, fixed, widths); }}
-  var reference = gnetInceptionCounts(config(defaults));
-  var inputs = root.querySelectorAll("input[data-width]");
-  function set(field, text) {{ root.querySelector('[data-gnet="' + field + '"]').textContent = text; }}
-  function update() {{
-    var widths = {{}};
-    inputs.forEach(function (input) {{
-      widths[input.dataset.width] = parseInt(input.value, 10);
-      root.querySelector('output[data-width="' + input.dataset.width + '"]').textContent = input.value;
+  function config() {{
+    var cfg = Object.assign({{}}, fixed);
+    sliders.forEach(function (s) {{ cfg[s.dataset.width] = parseInt(s.value, 10); }});
+    return cfg;
+  }}
+  function showCounts(prefix, counts) {{
+    set(prefix + "macs-exact", exact(counts.macs));
+    set(prefix + "macs-short", counts.macs >= 1e6 ? "(" + shortMacs(counts.macs) + ")" : "");
+    set(prefix + "params", exact(counts.params));
+    set(prefix + "out-channels", exact(counts.out_channels));
+  }}
+  function showRatios(prefix, counts, base) {{
+    ["macs", "params", "out_channels"].forEach(function (key) {{
+      set(prefix + key.replace("_", "-"), ratio(counts[key], base[key]));
     }});
-    var counts = gnetInceptionCounts(config(widths));
-    set("macs", exact(counts.macs) + " (" + formatCount(counts.macs) + ")");
-    set("params", exact(counts.params));
-    set("out-channels", exact(counts.out_channels));
-    set("ratio-macs", ratio(counts.macs, reference.macs));
-    set("ratio-params", ratio(counts.params, reference.params));
-    set("ratio-out-channels", ratio(counts.out_channels, reference.out_channels));
+  }}
+  function showBars(counts, reference) {{
     var scale = Math.max(counts.macs, reference.macs);
     Object.keys(counts.branches).forEach(function (name) {{
       var bar = root.querySelector('[data-bar="' + name + '"]');
@@ -193,13 +292,54 @@ _SCRIPT = """
       bar.style.background = colors[name];
       root.querySelector('[data-bar-reference="' + name + '"]').style.left =
         (100 * reference.branches[name].macs / scale).toFixed(2) + "%";
-      root.querySelector('[data-bar-value="' + name + '"]').textContent = formatCount(counts.branches[name].macs);
+      root.querySelector('[data-bar-value="' + name + '"]').textContent = shortMacs(counts.branches[name].macs);
     }});
+  }}
+  function showBreakEven(cfg) {{
+    // Printed as an integer when it is one, else cut to one decimal from the exact fraction (integer division),
+    // like the Python side: 154.96 shows as 154.9, never 155.0.
+    var even = gnetBreakEvenReduce(cfg);
+    var tenths = Math.floor(10 * even.numerator / even.denominator);
+    set("break-even", even.numerator % even.denominator === 0 ? String(even.numerator / even.denominator)
+      : Math.floor(tenths / 10) + "." + (tenths % 10));
+    var onTrack = even.value >= 1 && even.value <= maxWidth;
+    el("break-even-tick").hidden = !onTrack;
+    el("break-even-mark").hidden = !onTrack;
+    var at = onTrack ? (even.value - 1) / Math.max(1, maxWidth - 1) : 0;
+    el("break-even-tick").style.setProperty("--gnet-at", at.toFixed(4));
+  }}
+  var reference = gnetInceptionCounts(Object.assign({{}}, fixed, defaults));
+  function update() {{
+    var cfg = config();
+    var counts = gnetInceptionCounts(cfg), naive = gnetNaiveInceptionCounts(cfg);
+    showCounts("", counts);
+    showCounts("naive-", naive);
+    showRatios("ratio-", counts, reference);
+    showRatios("ratio-naive-", counts, naive);
+    showBars(counts, reference);
+    showBreakEven(cfg);
     root.dataset.updates = String(parseInt(root.dataset.updates || "0", 10) + 1);
   }}
-  inputs.forEach(function (input) {{ input.addEventListener("input", update); }});
+  // A box follows its slider at once. A slider follows its box whenever the box holds a number, clamped to the
+  // slider's range and rounded; an empty or half-typed box changes nothing, and on leaving (change) the box
+  // shows its slider's value again.
+  function fromBox(input, leaving) {{
+    var s = slider(input.dataset.width), typed = input.valueAsNumber;
+    if (isFinite(typed)) {{
+      s.value = String(Math.min(maxWidth, Math.max(1, Math.round(typed))));
+      update();
+    }}
+    if (leaving) {{ input.value = s.value; }}
+  }}
+  sliders.forEach(function (s) {{
+    s.addEventListener("input", function () {{ box(s.dataset.width).value = s.value; update(); }});
+  }});
+  boxes.forEach(function (b) {{
+    b.addEventListener("input", function () {{ fromBox(b, false); }});
+    b.addEventListener("change", function () {{ fromBox(b, true); }});
+  }});
   root.querySelector('button[data-action="reset"]').addEventListener("click", function () {{
-    inputs.forEach(function (input) {{ input.value = defaults[input.dataset.width]; }});
+    sliders.forEach(function (s) {{ s.value = defaults[s.dataset.width]; box(s.dataset.width).value = s.value; }});
     update();
   }});
   update();
@@ -225,38 +365,89 @@ def _check_element_id(element_id: str | None) -> str:
     return element_id
 
 
-def _controls_html(element_id: str, default_widths: dict[str, int], max_width: int) -> str:
-    """A labelled range input and its shown value for each of the six widths."""
-    esc = html.escape
-    return "".join(
-        f'<label for="{element_id}-{name}">{esc(WIDTH_LABELS[name])}</label>'
-        f'<input type="range" id="{element_id}-{name}" data-width="{name}" min="1" max="{max_width}" step="1" '
-        f'value="{default_widths[name]}" aria-label="{esc(WIDTH_LABELS[name])}">'
-        f'<output data-width="{name}" for="{element_id}-{name}">{default_widths[name]}</output>'
-        for name in WIDTH_FIELDS
-    )
-
-
-def _counts_table_html(counts: BlockCounts, reference_name: str, bias: bool) -> str:
-    """The table of MACs, parameters and output channels, filled with ``counts`` until the script runs."""
-    bias_note = "weights and biases" if bias else "weights only (no biases)"
-    rows = "".join(
-        f'<tr><td>{label}</td><td data-gnet="{field}">{shown}</td><td>{reference:,}</td>'
-        f'<td data-gnet="ratio-{field}">×1.00</td></tr>'
-        for label, field, shown, reference in (
-            ("MACs", "macs", f"{counts.macs:,} ({format_count(counts.macs)})", counts.macs),
-            (
-                f"Parameters ({bias_note})",
-                "params",
-                f"{counts.params:,}",  # exact: no "k", which the page's paper numbers write as K = 1024
-                counts.params,
-            ),
-            ("Output channels", "out-channels", f"{counts.out_channels:,}", counts.out_channels),
-        )
-    )
+def _tick_html(break_even: Fraction, max_width: int) -> str:
+    """The break-even mark on the #5×5 reduce track, where a thumb at that value would be centred: the thumb
+    (16 px in Chromium and Firefox) travels from 8 px to the track's width minus 8 px. Hidden when off the track."""
+    on_track = 1 <= break_even <= max_width
+    at = float((break_even - 1) / max(1, max_width - 1)) if on_track else 0.0
     return (
-        f"<table><thead><tr><th></th><th>this setting</th><th>{html.escape(reference_name)}</th><th>ratio</th></tr>"
-        f"</thead><tbody>{rows}</tbody></table>"
+        f'<span class="gnet-tick" data-gnet="break-even-tick" style="--gnet-at: {at:.4f};"'
+        f"{'' if on_track else ' hidden'}></span>"
+    )
+
+
+def _break_even_html(break_even: Fraction, branch3_kernel: int, max_width: int) -> str:
+    """The line under the #5×5 reduce slider: its break-even width, and what it means."""
+    k = f"{branch3_kernel}×{branch3_kernel}"
+    hidden = "" if 1 <= break_even <= max_width else " hidden"
+    return (
+        f'<p class="gnet-break-even">Break-even at <b data-gnet="break-even">{_one_decimal_down(break_even)}</b>'
+        f'<span data-gnet="break-even-mark"{hidden}> (the mark)</span>: below it, 1×1 reduce + {k} costs fewer '
+        f"MACs than the naive block's direct {k}.</p>"
+    )
+
+
+def _controls_html(element_id: str, spec: InceptionSpec, max_width: int, branch3_kernel: int) -> str:
+    """For each width a label, a range input and a number box; under #5×5 reduce, its break-even width."""
+    esc = html.escape
+    break_even = break_even_n5x5_reduce(spec.in_channels, spec.n5x5, branch3_kernel)
+    parts = []
+    for name, value in _widths(spec).items():
+        label, input_id = esc(WIDTH_LABELS[name]), f"{element_id}-{name}"
+        tick = _tick_html(break_even, max_width) if name == "n5x5_reduce" else ""
+        parts.append(
+            f'<label for="{input_id}">{label}</label>'
+            f'<div class="gnet-slider"><input type="range" id="{input_id}" data-width="{name}" min="1" '
+            f'max="{max_width}" step="1" value="{value}" aria-label="{label}">{tick}</div>'
+            f'<input type="number" id="{input_id}-box" data-width="{name}" min="1" max="{max_width}" step="1" '
+            f'value="{value}" inputmode="numeric" aria-label="{label} (number)">'
+        )
+        if name == "n5x5_reduce":
+            parts.append(_break_even_html(break_even, branch3_kernel, max_width))
+    return f'<div class="gnet-controls">{"".join(parts)}</div>'
+
+
+def _macs_cell(macs: int, field: str) -> str:
+    """A MACs cell: the exact number, then its M or G form; each part wraps as a whole on a narrow page."""
+    short = f"({short_macs(macs)})" if macs >= 10**6 else ""
+    return (
+        f'<td data-gnet="{field}"><span class="gnet-whole" data-gnet="{field}-exact">{macs:,}</span> '
+        f'<span class="gnet-whole" data-gnet="{field}-short">{short}</span></td>'
+    )
+
+
+def _counts_row(label: str, counts: BlockCounts, prefix: str) -> str:
+    """One setting's row, its cells named ``prefix`` + "macs", "params", "out-channels" for the script."""
+    return (
+        f'<tr><th scope="row">{label}</th>{_macs_cell(counts.macs, prefix + "macs")}'
+        f'<td data-gnet="{prefix}params">{counts.params:,}</td>'
+        f'<td data-gnet="{prefix}out-channels">{counts.out_channels:,}</td></tr>'
+    )
+
+
+def _ratio_row(label: str, counts: BlockCounts, base: BlockCounts, prefix: str) -> str:
+    cells = "".join(
+        f'<td data-gnet="{prefix}{field}">×{getattr(counts, key) / getattr(base, key):.2f}</td>'
+        for field, key in (("macs", "macs"), ("params", "params"), ("out-channels", "out_channels"))
+    )
+    return f'<tr class="gnet-ratio"><th scope="row">{label}</th>{cells}</tr>'
+
+
+def _counts_table_html(counts: BlockCounts, naive: BlockCounts, reference_name: str) -> str:
+    """MACs, parameters and output channels of this setting, the reference and the naive block with the same
+    outputs, then this setting's ratios to both. One row per setting (three narrow columns) fits a phone.
+    Filled with the reference's numbers until the script runs."""
+    ref = html.escape(reference_name)
+    return (
+        # A soft hyphen lets "Parameters" break on a phone, so that its column is no wider than its numbers.
+        "<table><thead><tr><th></th><th>MACs</th><th>Param&shy;eters</th><th>Output channels</th></tr></thead>"
+        "<tbody>"
+        f"{_counts_row('this setting', counts, '')}"
+        f"{_counts_row(ref, counts, 'reference-')}"
+        f"{_counts_row('naive (Figure 2a)', naive, 'naive-')}"
+        f"{_ratio_row(f'this ÷ {ref}', counts, counts, 'ratio-')}"
+        f"{_ratio_row('this ÷ naive', counts, naive, 'ratio-naive-')}"
+        "</tbody></table>"
     )
 
 
@@ -270,15 +461,17 @@ def _branch_bars_html(counts: BlockCounts) -> str:
             f'<div class="gnet-bar-track"><div class="gnet-bar" data-bar="{name}" '
             f'style="width: {share}; background: {BRANCH_COLORS[name]};"></div>'
             f'<div class="gnet-bar-reference" data-bar-reference="{name}" style="left: {share};"></div></div>'
-            f'<span class="gnet-bar-value" data-bar-value="{name}">{format_count(counts.branch_macs[name])}</span>'
+            f'<span class="gnet-bar-value" data-bar-value="{name}">{short_macs(counts.branch_macs[name])}</span>'
             "</div>"
         )
     return f'<div class="gnet-bars">{"".join(rows)}</div>'
 
 
-def _script(element_id: str, defaults: InceptionSpec, height: int, width: int, branch3_kernel: int, bias: bool) -> str:
-    """The explorer's JavaScript: the formula, and the wiring of the controls to it."""
-    # What the sliders do not change; the formula's cfg is this plus the six widths.
+def _script(
+    element_id: str, defaults: InceptionSpec, height: int, width: int, branch3_kernel: int, bias: bool, max_width: int
+) -> str:
+    """The explorer's JavaScript: the formulas, and the wiring of the controls to them."""
+    # What the controls do not change; the formulas' cfg is this plus the six widths.
     fixed = {
         "in_channels": defaults.in_channels,
         "height": height,
@@ -292,7 +485,23 @@ def _script(element_id: str, defaults: InceptionSpec, height: int, width: int, b
         defaults_json=json.dumps(_widths(defaults)),
         fixed_json=json.dumps(fixed),
         colors_json=json.dumps(BRANCH_COLORS),
+        max_width=max_width,
     )
+
+
+def _check_static_arguments(defaults, height, width, branch3_kernel, max_width) -> int:
+    """Check :func:`static_explorer_html`'s arguments; return the sliders' maximum."""
+    _check_spec("defaults", defaults)
+    for name, value in (("height", height), ("width", width), ("branch3_kernel", branch3_kernel)):
+        positive_int(name, value)
+    if branch3_kernel % 2 == 0:
+        raise ValueError(f"branch3_kernel must be odd (so 'same' padding exists), got {branch3_kernel}")
+    default_widths = _widths(defaults)
+    widest = max(default_widths.values())
+    max_width = _default_max_width(default_widths) if max_width is None else positive_int("max_width", max_width)
+    if max_width < widest:
+        raise ValueError(f"max_width must be at least the widest default ({widest}), got {max_width}")
+    return max_width
 
 
 def static_explorer_html(
@@ -307,29 +516,20 @@ def static_explorer_html(
     reference_name: str | None = None,
     element_id: str | None = None,
 ) -> str:
-    """Self-contained HTML and JavaScript: six range inputs for the widths of an Inception block, and its MACs,
-    parameters and output channels recomputed in the browser with the closed form, beside ``defaults``.
+    """Self-contained HTML and JavaScript: a slider and a number box for each width of an Inception block, and its
+    MACs, parameters and output channels recomputed in the browser with the closed form, beside ``defaults`` and
+    beside the naive block with the same output widths; the #5×5 reduce slider marks its break-even width.
 
     ``defaults`` (an :class:`~gnet.table1.InceptionSpec`, the paper's inception 3a unless given) fixes the input
-    channels and is the reference the ratios compare with; the block sees a ``height × width`` map. Sliders run
+    channels and is the reference the ratios compare with; the block sees a ``height × width`` map. Widths run
     from 1 to ``max_width`` (default: ``max(256, 2 × the widest default)``). The numbers shown before the script
     runs come from :func:`gnet.analysis.spec_counts`, so the page is right even with JavaScript off.
     Needs no kernel and no network; ``element_id`` (default: a fresh ``gnet-explorer-N``) must be unique on the
     page. ``title`` and ``reference_name`` default to the paper's block name when ``defaults`` is one of
     :data:`~gnet.table1.INCEPTION_SPECS` (e.g. "the paper's 3a").
     """
-    _check_spec("defaults", defaults)
-    for name, value in (("height", height), ("width", width), ("branch3_kernel", branch3_kernel)):
-        positive_int(name, value)
-    if branch3_kernel % 2 == 0:
-        raise ValueError(f"branch3_kernel must be odd (so 'same' padding exists), got {branch3_kernel}")
-    default_widths = _widths(defaults)
-    widest = max(default_widths.values())
-    max_width = _default_max_width(default_widths) if max_width is None else positive_int("max_width", max_width)
-    if max_width < widest:
-        raise ValueError(f"max_width must be at least the widest default ({widest}), got {max_width}")
+    max_width = _check_static_arguments(defaults, height, width, branch3_kernel, max_width)
     element_id = _check_element_id(element_id)
-
     block_name = _paper_block_name(defaults)
     if title is None:
         title = f"Inception {block_name or 'block'} explorer (computed in your browser)"
@@ -337,24 +537,32 @@ def static_explorer_html(
         reference_name = f"the paper's {block_name}" if block_name else "the default setting"
 
     counts = spec_counts(defaults, height, width, branch3_kernel=branch3_kernel, bias=bias)
+    naive = naive_inception_counts(
+        defaults.in_channels, defaults.n1x1, defaults.n3x3, defaults.n5x5, height, width,
+        branch3_kernel=branch3_kernel, bias=bias,
+    )  # fmt: skip
     kernel_note = "" if branch3_kernel == 5 else f" Branch 3 uses a {branch3_kernel}×{branch3_kernel} kernel."
+    bias_note = "weights and biases" if bias else "weights only (no biases)"
     esc = html.escape
     return (
         f'<div id="{element_id}" class="gnet-explorer" data-ready="false">'
         f"<style>{_CSS.format(id=element_id)}</style>"
         f'<p class="gnet-title">{esc(title)}</p>'
-        f'<p class="gnet-sub">Input: {height}×{width}×{defaults.in_channels}. Move a slider: the counts use the '
-        f"closed form C<sub>in</sub>·C<sub>out</sub>·k²·H·W per convolution, computed by this page itself "
-        f"(no kernel, no network).{kernel_note}</p>"
-        f'<div class="gnet-controls">{_controls_html(element_id, default_widths, max_width)}</div>'
+        f'<p class="gnet-sub">Input: {height}×{width}×{defaults.in_channels}. Move a slider or type a width: the '
+        f"counts use the closed form C<sub>in</sub>·C<sub>out</sub>·k²·H·W per convolution, computed by this page "
+        f"itself (no kernel, no network).{kernel_note}</p>"
+        f"{_controls_html(element_id, defaults, max_width, branch3_kernel)}"
         f'<button type="button" data-action="reset">Reset to {esc(reference_name)}</button>'
-        f"{_counts_table_html(counts, reference_name, bias)}"
+        f"{_counts_table_html(counts, naive, reference_name)}"
+        f"<p class=\"gnet-note\">Parameters: {bias_note}, exact. Naive: the paper's Figure 2a with this setting's "
+        f"#1×1, #3×3 and #5×5, no reductions; its pool branch passes the {defaults.in_channels} input channels "
+        f"through.</p>"
         f"{_branch_bars_html(counts)}"
         f'<p class="gnet-note">Bars: MACs per branch (1×1, 3×3, 5×5, pool); the thin line marks '
         f"{esc(reference_name)}. Pooling and concatenation cost no multiply-adds.</p>"
         f'<noscript><p class="gnet-note">This explorer needs JavaScript; the numbers above are '
         f"{esc(reference_name)}'s.</p></noscript>"
-        f"<script>{_script(element_id, defaults, height, width, branch3_kernel, bias)}</script></div>"
+        f"<script>{_script(element_id, defaults, height, width, branch3_kernel, bias, max_width)}</script></div>"
     )
 
 
@@ -394,31 +602,45 @@ def _torch_threads(n: int) -> Iterator[None]:
 
 
 def measure_inception(
-    spec: InceptionSpec, height: int = 28, width: int = 28, *, branch3_kernel: int = 5, threads: int = 1
+    spec: InceptionSpec,
+    height: int = 28,
+    width: int = 28,
+    *,
+    branch3_kernel: int = 5,
+    threads: int = 1,
+    naive: bool = False,
 ) -> LiveCounts:
     """Build :class:`gnet.Inception` with ``spec``'s widths and measure it with fvcore on ``1 × C × H × W``.
 
-    MACs come from :func:`gnet.analysis.count_macs` (convolutions, as the paper counts), parameters from
-    :func:`gnet.analysis.count_params`, output channels from the block (the sum of its four branch widths).
+    With ``naive=True`` it builds :class:`gnet.NaiveInception` with the same ``n1x1``, ``n3x3`` and ``n5x5``
+    instead (the paper's Figure 2a: ``spec``'s reduce widths and pool proj are not used). MACs come from
+    :func:`gnet.analysis.count_macs` (convolutions, as the paper counts), parameters from
+    :func:`gnet.analysis.count_params`, output channels from the block.
     """
     _check_spec("spec", spec)
     for name, value in (("height", height), ("width", width), ("threads", threads)):
         positive_int(name, value)
     start = time.perf_counter()
     with _torch_threads(threads), torch.no_grad():
-        block = Inception.from_spec(spec, branch3_kernel=branch3_kernel)
+        if naive:
+            block = NaiveInception(spec.in_channels, spec.n1x1, spec.n3x3, spec.n5x5, branch3_kernel=branch3_kernel)
+        else:
+            block = Inception.from_spec(spec, branch3_kernel=branch3_kernel)
         macs = count_macs(block, (1, spec.in_channels, height, width)).total
         params = count_params(block)
     return LiveCounts(spec, macs, params, block.out_channels, time.perf_counter() - start)
 
 
 class InceptionSliders:
-    """Six ipywidgets sliders for the widths of an Inception block, measured live with fvcore.
+    """Six ipywidgets sliders for the widths of an Inception block, each with a number box, measured live with
+    fvcore.
 
     Each change builds a fresh :class:`gnet.Inception` and counts it with fvcore (:func:`measure_inception`),
-    then shows MACs, parameters and output channels beside ``defaults`` (the paper's inception 3a unless given).
-    Sliders update on release (``continuous_update=False``), so dragging does not queue up measurements.
-    ``latencies_ms`` records how long each update took, callback start to shown result.
+    then shows MACs, parameters and output channels beside ``defaults`` (the paper's inception 3a unless given)
+    and beside the naive block with the same output widths, measured too (again only when #1×1, #3×3 or #5×5
+    changed), and the break-even #5×5 reduce (:func:`break_even_n5x5_reduce`). Sliders update on release
+    (``continuous_update=False``), so dragging does not queue up measurements; a box updates on Enter, clamped to
+    the slider's range. ``latencies_ms`` records how long each update took, callback start to shown result.
 
     Needs a live kernel: in the static HTML book the callback never runs (ipywidgets #2069, #3319).
     """
@@ -439,28 +661,39 @@ class InceptionSliders:
         default_widths = _widths(defaults)
         max_width = _default_max_width(default_widths) if max_width is None else positive_int("max_width", max_width)
         self._reference_label = "paper's" if _paper_block_name(defaults) else "default"
+        self._naive_cache: dict[tuple[int, int, int], LiveCounts] = {}
         self.reference = measure_inception(defaults, height, width, branch3_kernel=branch3_kernel)
         self.latencies_ms: list[float] = []
         self.last: LiveCounts = self.reference
-        self.sliders = {
-            name: widgets.IntSlider(
-                value=default_widths[name],
-                min=1,
-                max=max_width,
-                description=WIDTH_LABELS[name],
-                continuous_update=False,
-                style={"description_width": "11em"},
-                layout=widgets.Layout(width="34em"),
-            )
-            for name in WIDTH_FIELDS
-        }
+        self.last_naive: LiveCounts = self._measure_naive(defaults)
+        self.sliders, self.boxes = self._controls(widgets, default_widths, max_width)
         self.output = widgets.HTML()
         reset = widgets.Button(description=f"Reset to the {self._reference_label} widths")
         reset.on_click(lambda _button: self.set_widths(**default_widths))
         for slider in self.sliders.values():
             slider.observe(self._on_change, names="value")
-        self.widget = widgets.VBox([*self.sliders.values(), reset, self.output])
-        self._show(self.reference)
+        rows = [widgets.HBox([self.sliders[name], self.boxes[name]]) for name in WIDTH_FIELDS]
+        self.widget = widgets.VBox([*rows, reset, self.output])
+        self._show(self.reference, self.last_naive)
+
+    @staticmethod
+    def _controls(widgets, default_widths: dict[str, int], max_width: int) -> tuple[dict, dict]:
+        """A slider and a number box per width, linked both ways (the box replaces the slider's readout)."""
+        sliders, boxes = {}, {}
+        for name, value in default_widths.items():
+            sliders[name] = widgets.IntSlider(
+                value=value,
+                min=1,
+                max=max_width,
+                description=WIDTH_LABELS[name],
+                continuous_update=False,
+                readout=False,
+                style={"description_width": "11em"},
+                layout=widgets.Layout(width="100%", max_width="34em"),
+            )
+            boxes[name] = widgets.BoundedIntText(value=value, min=1, max=max_width, layout=widgets.Layout(width="6em"))
+            widgets.link((boxes[name], "value"), (sliders[name], "value"))
+        return sliders, boxes
 
     def widths(self) -> dict[str, int]:
         """The sliders' current widths, keyed by :data:`WIDTH_FIELDS`."""
@@ -481,29 +714,47 @@ class InceptionSliders:
             raise ValueError("no update has been timed yet: move a slider (or call set_widths) first")
         return statistics.median(samples)
 
+    def _measure_naive(self, spec: InceptionSpec) -> LiveCounts:
+        # The naive block depends on three of the six widths: moving a reduction or pool proj reuses its count.
+        key = (spec.n1x1, spec.n3x3, spec.n5x5)
+        if key not in self._naive_cache:
+            self._naive_cache[key] = measure_inception(
+                spec, self.height, self.width, branch3_kernel=self.branch3_kernel, naive=True
+            )
+        return self._naive_cache[key]
+
     def _on_change(self, _change: object) -> None:
         start = time.perf_counter()
         spec = self.defaults._replace(**self.widths())
         self.last = measure_inception(spec, self.height, self.width, branch3_kernel=self.branch3_kernel)
-        self._show(self.last)
+        self.last_naive = self._measure_naive(spec)
+        self._show(self.last, self.last_naive)
         self.latencies_ms.append(1000 * (time.perf_counter() - start))
 
-    def _show(self, counts: LiveCounts) -> None:
-        ref = self.reference
-        rows = "".join(
-            f"<tr><td>{label}</td><td style='text-align:right'>{value:,}</td>"
-            f"<td style='text-align:right'>{reference:,}</td>"
-            f"<td style='text-align:right'>×{value / reference:.2f}</td></tr>"
-            for label, value, reference in (
-                ("MACs (fvcore)", counts.macs, ref.macs),
-                ("Parameters", counts.params, ref.params),
-                ("Output channels", counts.out_channels, ref.out_channels),
-            )
+    def _show(self, counts: LiveCounts, naive: LiveCounts) -> None:
+        """The panel: one row per setting (this, the reference, the naive block), then this one's ratios."""
+        keys = ("macs", "params", "out_channels")
+        reference = f"{self._reference_label} setting"
+        rows = [
+            ("this setting", [f"{getattr(counts, k):,}" for k in keys]),
+            (reference, [f"{getattr(self.reference, k):,}" for k in keys]),
+            ("naive, same outputs (Figure 2a)", [f"{getattr(naive, k):,}" for k in keys]),
+            (f"this ÷ {reference}", [f"×{getattr(counts, k) / getattr(self.reference, k):.2f}" for k in keys]),
+            ("this ÷ naive", [f"×{getattr(counts, k) / getattr(naive, k):.2f}" for k in keys]),
+        ]
+        body = "".join(
+            f"<tr><th style='text-align:left'>{label}</th>"
+            + "".join(f"<td style='text-align:right'>{v}</td>" for v in values)
+            + "</tr>"
+            for label, values in rows
         )
+        k = self.branch3_kernel
+        even = break_even_n5x5_reduce(counts.spec.in_channels, counts.spec.n5x5, k)
         self.output.value = (
-            f"<table><tr><th></th><th>this setting</th><th>{self._reference_label} setting</th><th>ratio</th></tr>"
-            f"{rows}</table><p>Built and measured with fvcore in {1000 * counts.seconds:.0f} ms "
-            f"({self.height}×{self.width}×{self.defaults.in_channels} input, batch 1).</p>"
+            "<table><tr><th></th><th>MACs (fvcore)</th><th>Parameters</th><th>Output channels</th></tr>"
+            f"{body}</table><p>Break-even #5×5 reduce: {_one_decimal_down(even)} (narrower, 1×1 reduce + {k}×{k} "
+            f"costs fewer MACs than a direct {k}×{k}). Built and measured with fvcore in "
+            f"{1000 * counts.seconds:.0f} ms ({self.height}×{self.width}×{counts.spec.in_channels} input, batch 1).</p>"
         )
 
     def _repr_mimebundle_(self, **kwargs):
