@@ -153,3 +153,11 @@ def test_the_branch_grid_writes_every_value_and_no_negative_zero():
     texts = [t.get_text() for t in ax.texts]
     assert len(texts) == 36 and "-0.0" not in texts and texts.count("0.0") == 9 and texts.count("2.5") == 27
     assert ax.images[0].get_clim() == (0, 10)
+
+
+def test_made_by_names_the_run_that_measured_each_part():
+    report = json.loads(ANALYSIS.read_text())
+    assert T.made_by(report, "mean_ablations")["command"].endswith("--parts mean_ablations")
+    assert "parts" not in T.made_by(report, "correlation")  # the first, complete run
+    with pytest.raises(ValueError, match="no run in this analysis measured 'colour'"):
+        T.made_by({"made_by": {"parts": ["erf"]}}, "colour")

@@ -53,6 +53,7 @@ __all__ = [
     "mass_profile",
     "load_val",
     "load_analysis",
+    "made_by",
     "plot_correlation_lengths",
     "plot_mass_profiles",
     "plot_branch_grid",
@@ -374,6 +375,15 @@ def load_val(data_dir, image_size: int, *, every: int = 1) -> tuple[Tensor, Tens
 
 
 # ---------------------------------------------------------------------------------------------- the record
+def made_by(analysis: Mapping, part: str) -> dict:
+    """The record (command, device, versions, commit) of the run of ``scripts/analyse_trained.py`` that measured
+    ``part`` of ``analysis`` ("correlation", "mean_ablations", ...): the latest run that measured it."""
+    for record in [analysis["made_by"], *reversed(analysis.get("earlier_runs", []))]:
+        if part in record.get("parts", [part]):  # a record without "parts" measured everything
+            return record
+    raise ValueError(f"no run in this analysis measured {part!r}")
+
+
 def load_analysis(weights: str = "DEFAULT") -> dict:
     """What ``scripts/analyse_trained.py`` recorded for these weights (``analysis.json`` beside their run)."""
     import json
