@@ -128,3 +128,20 @@ class RunLock:
             self.path.unlink()
             self.path.parent.rmdir()
         self._handle.close()  # closing releases the lock
+
+
+def run_cli(prog: str, parser, body, argv) -> int:
+    """A command's outline: parse ``argv`` with ``parser``, return ``body(args)``'s exit code.
+
+    ``--help`` and argparse's own usage errors return argparse's code (it has printed why); Ctrl-C becomes one line
+    and exit code 130, never a traceback.
+    """
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_request:
+        return int(exit_request.code or 0)
+    try:
+        return body(args)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130

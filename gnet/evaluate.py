@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gnet import data as gdata
+from gnet._process import run_cli
 from gnet.checkpoint import Checkpoint, CheckpointError
 from gnet.device import DEVICES, DeviceError, autocast, device_name, resolve_device, to_device
 from gnet.weights import load_weights
@@ -210,19 +211,10 @@ def _print_table(report: dict[str, Any], checkpoint: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``gnet-evaluate`` / ``python -m gnet.evaluate`` entry point; returns the exit code (130 on Ctrl-C)."""
-    try:
-        return _main(argv)
-    except KeyboardInterrupt:
-        print("gnet-evaluate: interrupted", file=sys.stderr)
-        return 130
+    return run_cli("gnet-evaluate", build_parser(), _run, argv)
 
 
-def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_request:  # --help, or argparse's usage error (it printed why)
-        return int(exit_request.code or 0)
+def _run(args: argparse.Namespace) -> int:
     for name in ("image_size", "batch_size"):
         value = getattr(args, name)
         if value is not None and value < 1:

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from gnet import data as gdata
+from gnet._process import run_cli
 from gnet.checkpoint import Checkpoint, CheckpointError
 from gnet.device import DEVICES, DeviceError, resolve_device
 from gnet.weights import WeightsUnavailableError, load_weights
@@ -66,18 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``gnet-predict`` / ``python -m gnet.predict`` entry point; returns the exit code (130 on Ctrl-C)."""
-    try:
-        return _main(argv)
-    except KeyboardInterrupt:
-        print("gnet-predict: interrupted", file=sys.stderr)
-        return 130
+    return run_cli("gnet-predict", build_parser(), _run, argv)
 
 
-def _main(argv: Sequence[str] | None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exit_request:  # --help, or argparse's usage error (it printed why)
-        return int(exit_request.code or 0)
+def _run(args: argparse.Namespace) -> int:
     if args.top < 1:
         print(f"gnet-predict: error: --top must be >= 1, got {args.top}", file=sys.stderr)
         return EXIT_ERROR

@@ -67,3 +67,12 @@ def test_bad_arguments_are_one_line_and_exit_2(argv, message, capsys):
     assert gpredict.main(argv) == gpredict.EXIT_ERROR
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_ctrl_c_is_one_line_and_exit_130(tiny_data, monkeypatch, capsys):
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gpredict, "load_weights", interrupted)
+    assert gpredict.main([_images(tiny_data)[0]]) == 130
+    assert capsys.readouterr().err == "gnet-predict: interrupted\n"
