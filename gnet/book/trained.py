@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from gnet.book import correlation as corr
+from gnet.evaluate import topk_correct
 from gnet.model import BRANCH_NAMES, GoogLeNet, Inception
 from gnet.table1 import INCEPTION_SPECS
 
@@ -184,9 +186,7 @@ def feature_correlation(features: Tensor) -> tuple[np.ndarray, int]:
     Channels that never vary (a ReLU that never fires on these images) are left out of the matrix.
     """
     live = _live_channels(features)
-    flat = live.double().transpose(0, 1).flatten(1)
-    matrix = np.corrcoef(flat.numpy())
-    np.fill_diagonal(matrix, 1.0)
+    matrix = corr.channel_correlation(list(live.double().numpy()))  # one C × H × W array per image, pooled
     return matrix, features.shape[1] - live.shape[1]
 
 
@@ -314,7 +314,7 @@ def top1(model: GoogLeNet, images: Tensor, targets: Tensor, *, batch_size: int =
     model.eval()
     try:
         correct = sum(
-            int((model(x).argmax(dim=1) == t).sum())
+            topk_correct(model(x), t, (1,))[0]
             for x, t in zip(images.split(batch_size), targets.split(batch_size), strict=True)
         )
     finally:
@@ -345,8 +345,6 @@ def summed(table: Mapping[str, Mapping[str, float]], branches: Sequence[str]) ->
 def correlation_summary(matrix: np.ndarray, *, near_zero: float = 0.1, strong: float = 0.5) -> dict[str, float]:
     """The fractions of distinct channel pairs with |r| < ``near_zero`` and |r| >= ``strong``, and the clusters
     left when the average-linkage tree is cut at |r| = ``strong`` (as chapter 2 counts the filter bank's)."""
-    from gnet.book import correlation as corr
-
     pairs = np.abs(corr.pair_correlations(matrix))
     return {
         "channels": len(matrix),
