@@ -71,7 +71,9 @@ _DEFAULT_SPEC = INCEPTION_SPECS["inception3a"]
 
 # The closed forms, in JavaScript. The markers let the tests cut this exact text out of the emitted HTML and run
 # it with node, so what is tested is what the page runs. ``cfg`` holds the InceptionSpec's fields under their
-# Python names, plus height, width, branch3_kernel and bias.
+# Python names, plus height, width, branch3_kernel, bias and (optional, for chapter 5's budget explorer)
+# batch_norm, which, as in gnet.analysis.inception_counts, trades each convolution's bias for BatchNorm's two
+# parameters per channel.
 FORMULA_BEGIN = "/* gnet-explorer-formula:begin */"
 FORMULA_END = "/* gnet-explorer-formula:end */"
 EXPLORER_FORMULA_JS = f"""{FORMULA_BEGIN}
@@ -80,7 +82,8 @@ function gnetConvCounts(cfg, cin, cout, k) {{
   // costs C_in * C_out * k * k * H * W multiply-adds and has C_in * C_out * k * k weights (+ C_out biases).
   var weights = cin * cout * k * k;
   var bias = cfg.bias === undefined ? true : cfg.bias;
-  return {{ macs: weights * cfg.height * cfg.width, params: weights + (bias ? cout : 0) }};
+  var perChannel = cfg.batch_norm === true ? 2 : bias ? 1 : 0;
+  return {{ macs: weights * cfg.height * cfg.width, params: weights + perChannel * cout }};
 }}
 function gnetBranch3Kernel(cfg) {{ return cfg.branch3_kernel === undefined ? 5 : cfg.branch3_kernel; }}
 function gnetBlockCounts(branches, channels) {{
