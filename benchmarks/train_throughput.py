@@ -25,7 +25,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import re
 import resource
 import statistics
@@ -50,17 +49,20 @@ PEAK_FLOPS = {
 }
 
 
-def build(name: str):
+def build(name: str, **switches):
+    """One of ``MODELS``; ``switches`` (e.g. ``fuse_1x1=True``) go to ``gnet.googlenet`` for the gnet ones."""
     import torchvision
 
     import gnet
 
     if name == "gnet":
-        return gnet.googlenet()
+        return gnet.googlenet(**switches)
     if name == "gnet-tv":
-        return gnet.googlenet(**gnet.TORCHVISION_CONFIG)
-    if name == "torchvision":
+        return gnet.googlenet(**gnet.TORCHVISION_CONFIG, **switches)
+    if name == "torchvision" and not switches:
         return torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True)
+    if name == "torchvision":
+        raise ValueError(f"torchvision's googlenet takes no gnet switches, got {sorted(switches)}")
     raise ValueError(f"model must be one of {MODELS}, got {name!r}")
 
 
@@ -98,50 +100,102 @@ def measure(name: str, image_size: int, args: argparse.Namespace) -> dict:
     if bf16 and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     step_model = torch.compile(model) if args.compile else model
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=2e-4)
     images = torch.randn(args.batch_size, 3, image_size, image_size, device=device)
     if bf16 and device.type == "cuda":
         images = images.contiguous(memory_format=torch.channels_last)
     target = torch.randint(0, 1000, (args.batch_size,), device=device)
-
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    def step() -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = loss_of(name, step_model(images), target)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    step = training_step(name, model, step_model, images, target, bf16=bf16)
+    sync = synchronizer(device)
 
     for _ in range(args.warmup):
         step()
     sync()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    times = timed_steps(step, sync, args.steps)
+    return {"model": name, "image_size": image_size, **step_speed(args.batch_size, times)} | peak_memory(
+        device, rss_before
+    )
+
+
+def training_step(name: str, model, step_model, images, target, *, bf16: bool = False):
+    """A function that makes one SGD step (momentum 0.9) of ``step_model`` (``model`` or its compiled form)."""
+    import torch
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=2e-4)
+
+    def step() -> None:
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = loss_of(name, step_model(images), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def synchronizer(device):
+    """A function that waits for ``device`` to finish its queued work (nothing to wait for on the CPU)."""
+    import torch
+
+    return torch.cuda.synchronize if device.type == "cuda" else lambda: None
+
+
+def timed_steps(step, sync, count: int) -> list[float]:
+    """Seconds of each of ``count`` calls of ``step``, each waited for."""
     times = []
-    for _ in range(args.steps):
+    for _ in range(count):
         start = time.perf_counter()
         step()
         sync()
         times.append(time.perf_counter() - start)
-    result = {
-        "model": name,
-        "image_size": image_size,
-        "images_per_s": args.batch_size * len(times) / sum(times),
+    return times
+
+
+def step_speed(batch_size: int, times: list[float]) -> dict:
+    return {
+        "images_per_s": batch_size * len(times) / sum(times),
         "step_ms_median": 1000 * statistics.median(times),
         "step_ms_min": 1000 * min(times),
     }
+
+
+def peak_memory(device, rss_before_kib: int) -> dict:
+    """Peak memory since the last reset: ``max_memory_allocated`` on CUDA, else the process's peak RSS and its
+    growth since ``rss_before_kib`` (a ``ru_maxrss`` reading taken before the measured work)."""
+    import torch
+
     if device.type == "cuda":
-        result["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
-        result["memory_kind"] = "torch.cuda.max_memory_allocated (steady-state steps)"
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-        result["peak_memory_mb"] = peak / 1024
-        result["peak_memory_above_start_mb"] = (peak - rss_before) / 1024
-        result["memory_kind"] = "peak RSS of the process (ru_maxrss)"
-    return result
+        return {
+            "peak_memory_mb": torch.cuda.max_memory_allocated() / 2**20,
+            "memory_kind": "torch.cuda.max_memory_allocated (steady-state steps)",
+        }
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return {
+        "peak_memory_mb": peak / 1024,
+        "peak_memory_above_start_mb": (peak - rss_before_kib) / 1024,
+        "memory_kind": "peak RSS of the process (ru_maxrss)",
+    }
+
+
+def run_single(command: list[str]) -> dict:
+    """Run ``command`` (this script or another with ``--single``) and return the JSON of its last line."""
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-2000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def versions() -> dict:
+    from gnet.provenance import versions as gnet_versions
+
+    return gnet_versions()
+
+
+def result_path(device_label: str, prefix: str = "") -> Path:
+    """``benchmarks/results/<prefix><device slug>-<date>.json``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", device_label.lower()).strip("-")[:40]
+    return RESULTS_DIR / f"{prefix}{slug}-{dt.date.today().isoformat()}.json"
 
 
 def peak_flops(device_label: str, precision: str, override_tflops: float | None) -> tuple[float | None, str]:
@@ -193,9 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     import torch
-    import torchvision
 
-    import gnet
     from gnet.device import device_name
 
     if args.threads:
@@ -212,11 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     for size in args.image_sizes:
         for name in args.models:
             command = [sys.executable, str(Path(__file__).resolve()), *passthrough, "--single", f"{name}:{size}"]
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                print(f"{name} at {size} px failed:\n{done.stderr[-2000:]}", file=sys.stderr)
+            try:
+                result = run_single(command)
+            except RuntimeError as error:
+                print(f"{name} at {size} px failed:\n{error}", file=sys.stderr)
                 return 1
-            result = json.loads(done.stdout.strip().splitlines()[-1])
             key = f"{name}@{size}"
             if key not in macs:
                 try:
@@ -257,12 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": device_label,
         "device_type": args.device,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "versions": {
-            "torch": torch.__version__,
-            "torchvision": torchvision.__version__,
-            "gnet": gnet.__version__,
-            "python": platform.python_version(),
-        },
+        "versions": versions(),
         "settings": {
             "batch_size": args.batch_size,
             "precision": args.precision,
@@ -278,8 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         "flops_model": "training FLOPs/image = 3 x forward MACs x 2",
         "results": results,
     }
-    slug = re.sub(r"[^a-z0-9]+", "-", device_label.lower()).strip("-")[:40]
-    out = args.out or RESULTS_DIR / f"{slug}-{dt.date.today().isoformat()}.json"
+    out = args.out or result_path(device_label)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {os.path.relpath(out)}")

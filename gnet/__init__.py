@@ -6,7 +6,10 @@ extras, is the reusable library:
 * :mod:`gnet.model`: the paper-faithful network with auxiliary heads, a named switch for each deviation, the loss;
 * :mod:`gnet.table1`: the paper's Table 1, as data (the six widths of every block, the depth of every layer);
 * :mod:`gnet.analysis`: MAC, parameter and layer counts with fvcore and torchinfo, and their closed forms;
-* :mod:`gnet.data`: Imagenette (or any ``train/``, ``val/`` folder), its transforms and its checks;
+* :mod:`gnet.data`: Imagenette (or ImageNet-1k, or any ``train/``, ``val/`` folder), its transforms and its checks;
+* :mod:`gnet.cache` and :mod:`gnet.augment`: each split decoded once into a memory-mapped file, and the same
+  augmentation applied to whole batches on the training device;
+* :mod:`gnet.distributed`: the same training under ``torchrun`` on several processes, GPUs or machines;
 * :mod:`gnet.device`: choosing a device and a precision, and naming the device in every record;
 * :mod:`gnet.train`: the resumable training loop and its CLI (``python -m gnet.train``);
 * :mod:`gnet.checkpoint`: checkpoints that rebuild their own network (:func:`load_checkpoint`);

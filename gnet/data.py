@@ -1,9 +1,13 @@
 """Imagenette (or any folder of images in the same layout) for training GoogLeNet.
 
-Layout, the same as fastai's archives and ``torchvision.datasets.Imagenette``::
+Layout, the same as fastai's archives, ``torchvision.datasets.Imagenette`` and ILSVRC-2012 (ImageNet-1k) once its
+validation images are sorted into class folders::
 
     DIR/train/<class>/*.JPEG
     DIR/val/<class>/*.JPEG
+
+Labels are the class folders in sorted order, as ``torchvision.datasets.ImageFolder`` numbers them, so for ImageNet
+(folders named by WordNet id) class ``i`` is torchvision's ImageNet class ``i``.
 
 Where the data lives: an explicit ``data_dir``, else the environment variable ``GNET_DATA_DIR`` (a folder that
 holds ``imagenette2-160`` and friends, or a ``train``/``val`` folder itself). With ``download=True`` a missing
@@ -220,7 +224,16 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
 def _list_images(split_dir: Path) -> tuple[list[str], list[tuple[str, int]]]:
     classes = sorted(entry.name for entry in os.scandir(split_dir) if entry.is_dir())
     if not classes:
-        raise DataNotFoundError(f"{split_dir} has no class folders (expected {split_dir}/<class>/*.JPEG)")
+        loose = any(entry.name.lower().endswith(IMAGE_EXTENSIONS) for entry in os.scandir(split_dir))
+        raise DataNotFoundError(
+            f"{split_dir} has no class folders (expected {split_dir}/<class>/*.JPEG)"
+            + (
+                ". Its images lie directly in it, as ILSVRC-2012's validation archive unpacks: sort them into "
+                "<wnid>/ folders first (torchvision.datasets.ImageNet(root, split='val') does it with the devkit)"
+                if loose
+                else ""
+            )
+        )
     samples: list[tuple[str, int]] = []
     for label, name in enumerate(classes):
         files = sorted(

@@ -73,12 +73,10 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 
 
 def to_device(images: torch.Tensor, targets: torch.Tensor, device: torch.device):
-    """Move a batch to ``device``; on CUDA, images go channels-last, which tensor cores prefer."""
-    images = images.to(device, non_blocking=True)
-    targets = targets.to(device, non_blocking=True)
-    if device.type == "cuda":
-        images = images.contiguous(memory_format=torch.channels_last)
-    return images, targets
+    """Move a batch to ``device``, images channels-last: what tensor cores prefer on CUDA, and on CPU what makes
+    oneDNN's convolutions and PyTorch's max pools fastest (benchmarks/results: about 1.3× a training step)."""
+    images = images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+    return images, targets.to(device, non_blocking=True)
 
 
 def _cpu_model() -> str:

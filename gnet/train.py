@@ -20,8 +20,21 @@ The code reads as torchvision's reference scripts do: :func:`setup` builds every
 validation set, and :func:`train` is the outline that ties them together and checkpoints after each epoch.
 
 Exit codes of :func:`main`: 0 done, 2 bad arguments / missing or corrupt data / unusable checkpoint,
-3 the training or validation loss became NaN or infinite (the last good checkpoint is kept), 130 interrupted by
-Ctrl-C and 143 by SIGTERM (a checkpoint was saved; ``--resume`` continues).
+3 the training or validation loss became NaN or infinite (the last good checkpoint is kept), 4 another process of
+a torchrun job failed or stopped answering (the last checkpoint is kept), 130 interrupted by Ctrl-C and 143 by
+SIGTERM (a checkpoint was saved; ``--resume`` continues).
+
+Several processes: under ``torchrun --nproc-per-node N -m gnet.train ...`` (and its multi-node form) the same
+command trains one model on N processes (:mod:`gnet.distributed`: DDP, ``nccl`` on CUDA, ``gloo`` on CPU).
+``--batch-size`` stays the global batch, split evenly over the ranks, so a recipe means the same at any world
+size and needs no learning-rate rescaling; the steps, the schedule and every batch's images are those of one
+process. Rank 0 alone reads and writes the run folder and prints; the validation set is split so that every
+image counts once. A checkpoint does not record the world size: a run may resume on another number of processes.
+
+The decoded cache (``--cache``, :mod:`gnet.cache`): every image decoded once into a memory-mapped uint8 file, and
+the random crops, flips and normalisation applied to whole batches on the training device (:mod:`gnet.augment`).
+It is opt-in: it writes about 0.86 GB for Imagenette-160 into the user's cache folder, and its crops are drawn by
+another random stream than the workers' (same distribution), so a recorded run's command keeps its numbers.
 
 Safety of the run folder: a run holds an exclusive lock on ``RUN_DIR/.lock`` while it writes, so a second run into
 the same folder is refused, naming the first. A fresh run into a folder that holds files but no checkpoint (a run
@@ -43,12 +56,12 @@ augmentations to the workers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import math
 import os
-import platform
 import random
 import signal
 import sys
@@ -64,9 +77,12 @@ from torch import nn
 from torch.nn import functional as F
 
 import gnet
+from gnet import cache as gcache
 from gnet import data as gdata
+from gnet import distributed
 from gnet._process import RunInUseError, RunLock, StopRequest, detach_worker, start_workers
 from gnet._validate import finite_number, int_at_least, one_of
+from gnet.augment import DecodedLoader
 from gnet.checkpoint import CheckpointError, atomic_write, model_state, read_checkpoint, save_checkpoint, write_json
 from gnet.device import (
     DEVICES,
@@ -78,7 +94,9 @@ from gnet.device import (
     resolve_precision,
     to_device,
 )
-from gnet.evaluate import evaluate, topk_correct
+from gnet.distributed import SINGLE, DistributedError, World
+from gnet.evaluate import EvaluationSums, evaluate, evaluation_sums, topk_correct
+from gnet.provenance import command_line, git_commit, versions
 from gnet.table1 import PAPER_DEPTH
 
 __all__ = [
@@ -108,12 +126,24 @@ SCHEDULES = ("paper", "cosine", "onecycle")
 CHECKPOINT_NAME = "last.pt"
 METRICS_NAME = "metrics.jsonl"
 RUN_NAME = "run.json"
-EXIT_OK, EXIT_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 130, 143
+EXIT_OK, EXIT_ERROR, EXIT_DIVERGED, EXIT_PEER_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 4, 130, 143
 TIMING_KEYS = ("images_per_s", "seconds")  # the only metrics that may differ between identical runs
 
 # Fields a --resume may change: where things are and how fast they run, not the recipe.
 RESUME_MAY_CHANGE = frozenset(
-    {"data_dir", "download", "out", "workers", "device", "compile", "progress", "grad_norms_every"}
+    {
+        "data_dir",
+        "download",
+        "out",
+        "workers",
+        "device",
+        "compile",
+        "progress",
+        "grad_norms_every",
+        "cache_dir",
+        "fuse_1x1",
+        "dist_timeout",
+    }
 )
 
 
@@ -132,7 +162,9 @@ class TrainConfig:
     download: bool = _opt(False, "download Imagenette (torchvision) if it is not found")
     out: str = _opt("runs/googlenet", "run folder for metrics.jsonl, run.json and last.pt")
     epochs: int = _opt(30, "number of epochs (the paper gives none); with --resume, a larger value extends the run")
-    batch_size: int = _opt(128, "images per optimizer step (the paper gives none)")
+    batch_size: int = _opt(
+        128, "images per optimizer step, over all processes under torchrun (the global batch; the paper gives none)"
+    )
     image_size: int = _opt(128, "training crop in pixels; eval resizes to round(size/0.875) and centre-crops")
     subset_per_class: int | None = _opt(None, "use only this many images per class (train and val) [all]")
     val_subset_per_class: int | None = _opt(None, "override subset_per_class for val [same as train]")
@@ -145,6 +177,9 @@ class TrainConfig:
     device: str = _opt("auto", "auto (cuda, then mps, then cpu), cpu, cuda or mps")
     precision: str = _opt("auto", "auto: bf16 autocast on CUDA (fp16 + GradScaler where bf16 is slow), else fp32")
     compile: bool = _opt(False, "torch.compile the model (CUDA; first epoch is slower)")
+    fuse_1x1: bool = _opt(
+        False, "compute each block's three input 1×1 convolutions as one (same weights and results; speed only)"
+    )
     # A boolean that is on by default is a --no-<name> flag, and its help says what that flag does.
     aux: bool = _opt(True, "train without the two auxiliary classifiers (the paper trains with them)")
     aux_weight: float = _opt(0.3, "weight of each auxiliary loss (paper: 0.3)")
@@ -152,11 +187,24 @@ class TrainConfig:
     batch_norm: bool = _opt(False, "BatchNorm after every conv (not in the paper; Ioffe & Szegedy 2015)")
     lrn: bool = _opt(True, "drop the stem's LocalResponseNorm (the paper has it; BN-Inception dropped it)")
     width: float = _opt(1.0, "multiply every channel count by this (1.0 is the paper's network)")
+    dropout: float = _opt(0.4, "dropout before the classifier (paper: 0.4; the auxiliary heads keep their 0.7)")
     schedule: str = _opt("cosine", "paper (x0.96 every 8 epochs), cosine (with warmup) or onecycle")
     lr: float = _opt(0.04, "peak learning rate (BVLC Caffe GoogLeNet: 0.01 at batch 32, scaled linearly)")
     momentum: float = _opt(0.9, "SGD momentum (paper: 0.9)")
     weight_decay: float = _opt(2e-4, "L2 weight decay on all parameters (BVLC Caffe GoogLeNet: 2e-4)")
     warmup_epochs: float = _opt(2.0, "linear warmup for the cosine schedule, in epochs (paper schedule: none)")
+    cache: bool = _opt(
+        False,
+        "decode every image once into a uint8 cache file (memory-mapped; about 0.86 GB for Imagenette at "
+        "--image-size 128) and crop, flip and normalise batches on the training device instead of in workers",
+    )
+    cache_dir: str | None = _opt(
+        None, f"where --cache keeps decoded images [${gcache.CACHE_ENV_VAR}, else ~/.cache/gnet/decoded]"
+    )
+    sync_batch_norm: bool = _opt(
+        False, "under torchrun with --batch-norm: normalise over the global batch (SyncBatchNorm), not each rank's"
+    )
+    dist_timeout: float = _opt(120.0, "under torchrun: seconds a process waits for the others before the job fails")
     progress: bool = _opt(True, "hide the progress bars (shown by default when attached to a terminal)")
     grad_norms_every: int = _opt(
         0,
@@ -179,6 +227,8 @@ class TrainConfig:
         finite_number("aux_weight", self.aux_weight)
         finite_number("label_smoothing", self.label_smoothing, high=0.99)
         finite_number("warmup_epochs", self.warmup_epochs)
+        finite_number("dropout", self.dropout, high=0.99)
+        finite_number("dist_timeout", self.dist_timeout, low_open=True)
         one_of("schedule", self.schedule, SCHEDULES)
         one_of("device", self.device, DEVICES)
         one_of("precision", self.precision, PRECISIONS)
@@ -242,6 +292,8 @@ def build_model(config: TrainConfig, num_classes: int) -> gnet.GoogLeNet:
         batch_norm=config.batch_norm,
         lrn=config.lrn,
         width=config.width,
+        dropout=config.dropout,
+        fuse_1x1=config.fuse_1x1,
     )
 
 
@@ -307,47 +359,6 @@ def _write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
     atomic_write(path, lambda handle: handle.write(text), mode="w")
 
 
-def _command_line() -> str:
-    """How this process was started, as a shell command (for run.json)."""
-    import shlex
-
-    program = "python -m gnet.train" if sys.argv and sys.argv[0].endswith("train.py") else Path(sys.argv[0]).name
-    return " ".join([program, *map(shlex.quote, sys.argv[1:])])
-
-
-def _git_commit() -> str | None:
-    """The commit of the gnet source tree, with ``-dirty`` if it has changes; None outside a git checkout."""
-    import subprocess
-
-    source = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return commit + ("-dirty" if dirty else "")
-
-
-def _versions() -> dict[str, str]:
-    import torchvision
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "gnet": gnet.__version__,
-        "numpy": np.__version__,
-    }
-
-
 # ------------------------------------------------------------ the state of a run
 @dataclass
 class EpochTally:
@@ -367,13 +378,14 @@ class Run:
     config: TrainConfig
     device: torch.device
     precision: str
-    train_ds: gdata.ImageFolderDataset
-    val_loader: torch.utils.data.DataLoader
+    train_ds: gdata.ImageFolderDataset | gcache.DecodedSplit  # JPEG files, or the decoded cache (--cache)
+    val_loader: torch.utils.data.DataLoader | DecodedLoader
     model: gnet.GoogLeNet
     forward: nn.Module  # the model, or its torch.compile wrapper
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     steps_per_epoch: int
+    world: World = SINGLE  # under torchrun: this process's rank (see gnet.distributed)
     history: list[dict[str, Any]] = field(default_factory=list)
     epoch: int = 0  # epochs finished
     batch: int = 0  # steps done in the epoch after that (0 at an epoch boundary)
@@ -411,7 +423,8 @@ class Run:
         }
 
     def save(self) -> None:
-        save_checkpoint(self.checkpoint_path, self.checkpoint_state())
+        if self.world.is_main:  # one writer; the other ranks hold the same state
+            save_checkpoint(self.checkpoint_path, self.checkpoint_state())
         self.last_saved = _describe_position(self.epoch, self.batch)
 
 
@@ -472,15 +485,20 @@ def _check_out(config: TrainConfig) -> None:
 
 
 def _config_differences(saved: dict[str, Any], requested: TrainConfig) -> list[str]:
+    # A field newer than the checkpoint is taken at its default, which is what the older code did.
+    saved = dataclasses.asdict(TrainConfig()) | saved
     wanted = dataclasses.asdict(requested)
     return [
-        f"{name}: checkpoint {saved.get(name, '<missing>')!r}, requested {wanted[name]!r}"
+        f"{name}: checkpoint {saved[name]!r}, requested {wanted[name]!r}"
         for name in wanted
-        if name not in RESUME_MAY_CHANGE | {"epochs"} and saved.get(name, object()) != wanted[name]
+        if name not in RESUME_MAY_CHANGE | {"epochs"} and saved[name] != wanted[name]
     ]
 
 
-def _datasets(config: TrainConfig) -> tuple[Path, gdata.ImageFolderDataset, gdata.ImageFolderDataset]:
+Split = gdata.ImageFolderDataset | gcache.DecodedSplit
+
+
+def _datasets(config: TrainConfig, world: World = SINGLE) -> tuple[Path, Split, Split]:
     data_dir = gdata.resolve_data_dir(config.data_dir, config.dataset_size, config.download)
     try:
         train_ds, val_ds = gdata.build_datasets(
@@ -501,17 +519,43 @@ def _datasets(config: TrainConfig) -> tuple[Path, gdata.ImageFolderDataset, gdat
             f"batch_size {config.batch_size} is larger than the training set ({len(train_ds)} images): "
             "no step would have a whole batch"
         )
+    if config.cache:
+        return data_dir, *(_decoded(config, ds, world) for ds in (train_ds, val_ds))
     return data_dir, train_ds, val_ds
 
 
-def setup(config: TrainConfig, checkpoint: dict[str, Any] | None = None) -> Run:
-    """Device, data, model and optimizer for ``config``; restored from ``checkpoint`` when resuming."""
-    if config.batch_norm and config.batch_size < 2:
-        raise ConfigMismatchError("--batch-norm needs --batch-size >= 2: BatchNorm cannot normalise a batch of one")
-    device = resolve_device(config.device)
+def _decoded(config: TrainConfig, dataset: gdata.ImageFolderDataset, world: World) -> gcache.DecodedSplit:
+    """The decoded cache of ``dataset``'s images (the same files, in the same order), built on first use.
+
+    Under torchrun the ranks of one machine share it: the first builds it, the others wait (gnet.cache's lock).
+    """
+    return gcache.open_split(
+        dataset.root,
+        gcache.default_cache_size(config.image_size),
+        cache_root=config.cache_dir,
+        subset=dataset.samples,
+        workers=max(1, config.workers),
+        log=print if world.is_main else lambda _: None,
+    )
+
+
+def setup(
+    config: TrainConfig,
+    checkpoint: dict[str, Any] | None = None,
+    *,
+    world: World = SINGLE,
+    device: torch.device | None = None,
+) -> Run:
+    """Device, data, model and optimizer for ``config``; restored from ``checkpoint`` when resuming.
+
+    Under torchrun (``world`` from :func:`gnet.distributed.join`) the model is wrapped in DDP, each rank loads
+    its share of every batch and of the validation set, and only rank 0 writes.
+    """
+    device = device if device is not None else resolve_device(config.device)
+    _check_recipe(config, world, device)
     precision = resolve_precision(config.precision, device)
-    _seed_everything(config.seed)
-    data_dir, train_ds, val_ds = _datasets(config)
+    _seed_everything(config.seed)  # the same initial weights on every rank
+    data_dir, train_ds, val_ds = _datasets(config, world)
     model = build_model(config, num_classes=len(train_ds.classes))
     if config.image_size < model.min_input_size:
         raise ConfigMismatchError(
@@ -522,24 +566,19 @@ def setup(config: TrainConfig, checkpoint: dict[str, Any] | None = None) -> Run:
         raise ConfigMismatchError(
             f"--resume: {data_dir} has classes {train_ds.classes}, the checkpoint {checkpoint['classes']}"
         )
-    model.to(device)
+    if config.sync_batch_norm and world.distributed:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # same state_dict keys: checkpoints don't change
+    model.to(device, memory_format=torch.channels_last)  # with to_device's channels-last batches; see there
     if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
     run = Run(
         config=config,
         device=device,
         precision=precision,
         train_ds=train_ds,
-        val_loader=torch.utils.data.DataLoader(
-            val_ds,
-            batch_size=config.batch_size,
-            num_workers=config.workers,
-            pin_memory=device.type == "cuda",
-            worker_init_fn=detach_worker,
-        ),
+        val_loader=_val_loader(config, val_ds, device, world),
         model=model,
-        forward=torch.compile(model) if config.compile else model,
+        forward=_forward(model, config, world, device),
         optimizer=torch.optim.SGD(
             model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
         ),
@@ -547,11 +586,59 @@ def setup(config: TrainConfig, checkpoint: dict[str, Any] | None = None) -> Run:
         # Whole batches only (the sampler below deals steps × batch images): BatchNorm never sees a batch of
         # one, and every step has the same size.
         steps_per_epoch=max(1, len(train_ds) // config.batch_size),
+        world=world,
     )
     if checkpoint is not None:
         _restore(run, checkpoint)
-    _write_run_info(run, data_dir, len(val_ds))
+    if world.rank > 0:  # each rank its own dropout masks: rank 0 keeps the stream a single process has
+        torch.manual_seed(distributed.rank_seed(config.seed, world.rank, run.epoch, run.batch))
+    if world.is_main:
+        _write_run_info(run, data_dir, len(val_ds))
     return run
+
+
+def _check_recipe(config: TrainConfig, world: World, device: torch.device) -> None:
+    """Settings that only fail together: with BatchNorm, with the number of processes, with the device."""
+    if config.batch_norm and config.batch_size < 2 * world.size:
+        over = f" over {world.size} processes" if world.distributed else ""
+        raise ConfigMismatchError(
+            f"--batch-norm needs --batch-size >= {2 * world.size}{over}: BatchNorm cannot normalise a batch of one"
+        )
+    try:
+        distributed.check_batch(world, config.batch_size)
+    except ValueError as error:
+        raise ConfigMismatchError(str(error)) from None
+    if world.distributed and config.grad_norms_every:
+        raise ConfigMismatchError("--grad-norms-every works in a single process only (not under torchrun)")
+    if config.sync_batch_norm and not config.batch_norm:
+        raise ConfigMismatchError("--sync-batch-norm needs --batch-norm: there is no BatchNorm to synchronise")
+    if config.sync_batch_norm and world.distributed and device.type != "cuda":
+        raise ConfigMismatchError("--sync-batch-norm works on CUDA only (PyTorch's DDP refuses it on CPU)")
+
+
+def _forward(model: gnet.GoogLeNet, config: TrainConfig, world: World, device: torch.device) -> nn.Module:
+    """What a training step calls: the model, wrapped in DDP under torchrun, compiled with --compile."""
+    forward: nn.Module = model
+    if world.distributed:
+        forward = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    return torch.compile(forward) if config.compile else forward
+
+
+def _val_loader(config: TrainConfig, val_ds: Split, device: torch.device, world: World):
+    # Under torchrun every rank scores every world.size-th image: each image once, no padding duplicates.
+    share = list(range(world.rank, len(val_ds), world.size))
+    if isinstance(val_ds, gcache.DecodedSplit):
+        return DecodedLoader(val_ds, config.batch_size, config.image_size, device, order=share)
+    dataset = val_ds if not world.distributed else torch.utils.data.Subset(val_ds, share)
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        num_workers=config.workers,
+        pin_memory=device.type == "cuda",
+        worker_init_fn=detach_worker,
+    )
 
 
 def _why_min_size(config: TrainConfig, model: gnet.GoogLeNet) -> str:
@@ -583,7 +670,7 @@ def _write_run_info(run: Run, data_dir: Path, val_images: int) -> None:
     path = run.run_dir / RUN_NAME
     if run.last_saved and path.exists():
         info = json.loads(path.read_text())
-        resumed = {"time": now, "epoch": run.epoch, "batch": run.batch}
+        resumed = {"time": now, "epoch": run.epoch, "batch": run.batch, "world_size": run.world.size}
         if info["config"]["epochs"] != run.config.epochs:  # an extended (or shortened) run: say so
             resumed["epochs"] = [info["config"]["epochs"], run.config.epochs]
             info["config"]["epochs"] = run.config.epochs
@@ -594,11 +681,13 @@ def _write_run_info(run: Run, data_dir: Path, val_images: int) -> None:
             "model_config": dataclasses.asdict(run.model.config),
             "device": device_name(run.device),
             "device_type": run.device.type,
+            "world_size": run.world.size,  # processes under torchrun (1: a plain run); the device is rank 0's
+            "backend": run.world.backend,
             "precision": run.precision,
-            "versions": _versions(),
+            "versions": versions(),
             "threads": torch.get_num_threads(),
-            "command": _command_line(),
-            "git_commit": _git_commit(),
+            "command": command_line("python -m gnet.train" if sys.argv and sys.argv[0].endswith("train.py") else None),
+            "git_commit": git_commit(),
             "started_at": now,
             "data_dir": str(data_dir),
             "train_images": len(run.train_ds),
@@ -606,6 +695,11 @@ def _write_run_info(run: Run, data_dir: Path, val_images: int) -> None:
             "classes": list(run.train_ds.classes),
             "class_names": run.train_ds.class_names,
             "parameters": sum(p.numel() for p in run.model.parameters()),
+            "decoded_cache": [
+                str(split.path)
+                for split in (run.train_ds, run.val_loader.dataset)
+                if isinstance(split, gcache.DecodedSplit)
+            ],
             "resumed_at": [],
         }
     write_json(path, info)
@@ -613,17 +707,39 @@ def _write_run_info(run: Run, data_dir: Path, val_images: int) -> None:
 
 # ------------------------------------------------------------ one epoch
 def _epoch_batches(run: Run, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    # The order is a function of (seed, epoch) only, so a resumed run deals the same batches.
-    config = run.config
+    """This process's batches for the rest of ``epoch``.
+
+    The global order is a function of (seed, epoch) only, so a resumed run deals the same batches, at any world
+    size: under torchrun rank ``r`` takes the ``r``-th part of each global batch (:meth:`World.share`).
+    """
+    config, world = run.config, run.world
     generator = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch))
     order = torch.randperm(len(run.train_ds), generator=generator)[: run.steps_per_epoch * config.batch_size]
     order = order.tolist()[run.batch * config.batch_size :]
     if not order:
         return iter(())
+    if isinstance(run.train_ds, gcache.DecodedSplit):
+        loader = DecodedLoader(
+            run.train_ds,
+            config.batch_size,
+            config.image_size,
+            run.device,
+            order=order,
+            train=True,
+            seed=config.seed,
+            epoch=epoch,
+            first_step=run.batch,
+            part=(world.rank, world.size),  # crops drawn for the global batch: the same at any world size
+        )
+        return iter(loader)
+    if world.distributed:
+        step = config.batch_size
+        order = [i for start in range(0, len(order), step) for i in world.share(order[start : start + step])]
+        generator.manual_seed(distributed.rank_seed(config.seed, epoch, world.rank))  # workers' own streams
     return start_workers(
         torch.utils.data.DataLoader(
             run.train_ds,
-            batch_size=config.batch_size,
+            batch_size=config.batch_size // world.size,
             sampler=order,
             num_workers=config.workers,
             generator=generator,  # worker seeds come from here: also a function of (seed, epoch)
@@ -655,7 +771,7 @@ def train_one_epoch(
     """One pass over the training set, from ``run.batch`` on; a stop request saves a mid-epoch checkpoint."""
     config, model = run.config, run.model
     model.train()
-    progress = _progress(run.steps_per_epoch, run.batch, epoch, config)
+    progress = _progress(run.steps_per_epoch, run.batch, epoch, config, run.world)
     step_started = time.perf_counter()
     for images, targets in _epoch_batches(run, epoch):
         step = run.batch
@@ -670,7 +786,9 @@ def train_one_epoch(
             )
         if loss_hook is not None:
             loss = loss_hook(epoch, step, loss)
-        loss_value = float(loss.detach())
+        correct = topk_correct(output.logits.detach().float(), targets, (1,))[0]
+        loss_sum, correct, count, agreed_stop = _step_totals(run, float(loss.detach()), correct, len(targets), stop)
+        loss_value = loss_sum / count  # under torchrun: the global batch's, so every rank decides alike
         if not math.isfinite(loss_value):
             progress.close()
             raise _diverged(run, loss_value, epoch, step, lr)
@@ -683,19 +801,30 @@ def train_one_epoch(
         run.scaler.update()
 
         tally = run.tally
-        tally.loss_sum += loss_value * len(targets)
-        tally.correct += topk_correct(output.logits.detach().float(), targets, (1,))[0]
-        tally.count += len(targets)
+        tally.loss_sum += loss_sum
+        tally.correct += correct
+        tally.count += count
         now = time.perf_counter()
         tally.seconds += now - step_started
         step_started = now
         run.batch = step + 1
         progress.update(1)
         progress.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.3g}")
-        if stop.requested:
+        if stop.requested if agreed_stop is None else agreed_stop:
             progress.close()
             raise _stopped(run, f"at step {run.batch}/{run.steps_per_epoch}", stop.signum)
     progress.close()
+
+
+def _step_totals(
+    run: Run, loss_value: float, correct: int, count: int, stop: StopRequest
+) -> tuple[float, int, int, bool | None]:
+    """The step's loss sum, hits and images: this process's, or under torchrun all ranks' (one all-reduce, which
+    also carries the stop requests, so that every rank stops at the same step; None: decide locally)."""
+    if not run.world.distributed:
+        return loss_value * count, correct, count, None
+    loss_sum, correct_sum, count_sum, stops = run.world.sum([loss_value * count, correct, count, stop.requested])
+    return loss_sum, int(correct_sum), int(count_sum), stops > 0
 
 
 def _gradient_norms(run: Run, output: Any, targets: torch.Tensor, global_step: int) -> dict[str, Any]:
@@ -738,14 +867,14 @@ def _stopped(run: Run, where: str, signum: int) -> TrainingInterrupted:
     )
 
 
-def _progress(total: int, initial: int, epoch: int, config: TrainConfig):
+def _progress(total: int, initial: int, epoch: int, config: TrainConfig, world: World = SINGLE):
     from tqdm import tqdm
 
     return tqdm(
         total=total,
         initial=initial,
         desc=f"epoch {epoch + 1}/{config.epochs}",
-        disable=None if config.progress else True,  # None: only on a terminal
+        disable=None if config.progress and world.is_main else True,  # None: only on a terminal
         leave=False,
         dynamic_ncols=True,
         file=sys.stderr,
@@ -772,8 +901,9 @@ def _finish_epoch(run: Run, val: dict[str, float], started: float) -> dict[str, 
     run.history.append(record)
     run.epoch, run.batch, run.tally = run.epoch + 1, 0, EpochTally()
     run.save()
-    with open(run.run_dir / METRICS_NAME, "a") as handle:
-        handle.write(json.dumps(record, allow_nan=False) + "\n")
+    if run.world.is_main:
+        with open(run.run_dir / METRICS_NAME, "a") as handle:
+            handle.write(json.dumps(record, allow_nan=False) + "\n")
     return record
 
 
@@ -800,15 +930,46 @@ def train(
     ``_loss_hook(epoch, step, loss)`` may replace the loss (tests use it to inject a NaN).
     """
     _check_out(config)
-    with RunLock(Path(config.out)):
-        checkpoint = _resume_point(config, resume)
-        if checkpoint is not None and checkpoint["epoch"] >= config.epochs:
-            print(f"{config.out}: all {config.epochs} epochs are done already.")
-            return list(checkpoint["history"])
-        run = setup(config, checkpoint)
-        if checkpoint is not None and checkpoint["train_config"]["epochs"] != config.epochs:
-            _announce_new_length(run, checkpoint["train_config"]["epochs"])
-        return _run(run, _loss_hook)
+    world, device = distributed.join(config.device, config.dist_timeout)
+    try:
+        with RunLock(Path(config.out)) if world.is_main else contextlib.nullcontext():  # one writer: rank 0
+            checkpoint = _shared_resume_point(config, resume, world, device)
+            if checkpoint is not None and checkpoint["epoch"] >= config.epochs:
+                _say(world, f"{config.out}: all {config.epochs} epochs are done already.")
+                return list(checkpoint["history"])
+            run = setup(config, checkpoint, world=world, device=device)
+            if world.is_main and checkpoint is not None and checkpoint["train_config"]["epochs"] != config.epochs:
+                _announce_new_length(run, checkpoint["train_config"]["epochs"])
+            return _run(run, _loss_hook)
+    finally:
+        distributed.leave(world)
+
+
+def _say(world: World, message: str) -> None:
+    if world.is_main:
+        print(message, flush=True)
+
+
+def _shared_resume_point(
+    config: TrainConfig, resume: bool, world: World, device: torch.device
+) -> dict[str, Any] | None:
+    """Rank 0 reads and checks the checkpoint; the other ranks get it from rank 0, or the error that stops the
+    run, so only rank 0 ever touches the run folder (which then need not be on a disk every machine sees)."""
+    if not world.distributed:
+        return _resume_point(config, resume)
+    if world.is_main:
+        try:
+            _check_recipe(config, world, device)
+            checkpoint = _resume_point(config, resume)
+        except Exception as error:
+            world.broadcast(("error", error))
+            raise
+        return world.broadcast(("ok", checkpoint))[1]
+    kind, value = world.broadcast(None)
+    if kind == "error":
+        value.from_rank0 = True  # rank 0 says it; the others exit with the same code, quietly
+        raise value
+    return value
 
 
 def _announce_new_length(run: Run, planned: int) -> None:
@@ -825,18 +986,18 @@ def _announce_new_length(run: Run, planned: int) -> None:
 
 def _run(run: Run, loss_hook: Callable[[int, int, torch.Tensor], torch.Tensor] | None) -> list[dict[str, Any]]:
     """The epochs that remain, each checkpointed as it ends (the folder is locked by the caller)."""
-    config, session_started = run.config, time.perf_counter()
-    print(
-        f"gnet-train: {len(run.train_ds)} train / {len(run.val_loader.dataset)} val images, "
-        f"{len(run.train_ds.classes)} classes, {run.steps_per_epoch} steps/epoch on {device_name(run.device)} "
-        f"({run.precision}) -> {run.run_dir}",
-        flush=True,
+    config, world, session_started = run.config, run.world, time.perf_counter()
+    _say(
+        world,
+        f"gnet-train: {len(run.train_ds)} train / {_val_images(run)} val images, {len(run.train_ds.classes)} "
+        f"classes, {run.steps_per_epoch} steps/epoch of {distributed.describe(world, config.batch_size)} on "
+        f"{device_name(run.device)} ({run.precision}) -> {run.run_dir}",
     )
     with StopRequest() as stop:
         for epoch in range(run.epoch, config.epochs):
             started = time.perf_counter()
             train_one_epoch(run, epoch, stop, loss_hook)
-            val = evaluate(run.forward, _evaluating(run), run.device, run.precision, stop=stop)
+            val = _validate(run, stop)
             if val is None:
                 raise _stopped(run, "during evaluation", stop.signum)
             if not math.isfinite(val["loss"]):
@@ -844,24 +1005,50 @@ def _run(run: Run, loss_hook: Callable[[int, int, torch.Tensor], torch.Tensor] |
                     f"the validation loss is {val['loss']} after epoch {epoch + 1}; training stopped and "
                     f"{_kept(run)}. Try a smaller --lr or --batch-norm."
                 )
-            _print_epoch(_finish_epoch(run, val, started), config.epochs)
-            if stop.requested:
+            record = _finish_epoch(run, val, started)
+            if world.is_main:
+                _print_epoch(record, config.epochs)
+            if _agree(world, stop.requested):
                 raise TrainingInterrupted(
                     f"interrupted after epoch {epoch + 1}; {run.checkpoint_path} is up to date.", stop.signum
                 )
-    _print_summary(run, time.perf_counter() - session_started)
+    if world.is_main:
+        _print_summary(run, time.perf_counter() - session_started)
     return run.history
+
+
+def _agree(world: World, flag: bool) -> bool:
+    """True on every rank if it is True on any (a stop request that reached only some processes)."""
+    return world.sum([flag])[0] > 0 if world.distributed else flag
+
+
+def _val_images(run: Run) -> int:
+    loader = run.val_loader
+    shared = loader.dataset.dataset if isinstance(loader.dataset, torch.utils.data.Subset) else loader.dataset
+    return len(shared)
+
+
+def _validate(run: Run, stop: StopRequest) -> dict[str, float] | None:
+    """Validation loss and accuracy (None if stopped). Under torchrun each rank scores its share with rank 0's
+    weights and BatchNorm statistics, and the sums are added: every image counts once, as in one process."""
+    if not run.world.distributed:
+        return evaluate(run.forward, _evaluating(run), run.device, run.precision, stop=stop)
+    distributed.broadcast_buffers(run.model, run.world)
+    sums = evaluation_sums(run.model, _evaluating(run), run.device, run.precision, stop=stop)
+    loss_sum, top1, top5, count, stopped = run.world.sum([*sums[:4], sums.stopped])
+    return None if stopped else EvaluationSums(loss_sum, int(top1), int(top5), int(count)).means()
 
 
 def _evaluating(run: Run):
     """The validation loader, with a progress bar on a terminal."""
     from tqdm import tqdm
 
+    loader = run.val_loader
     return tqdm(
-        start_workers(run.val_loader),
+        start_workers(loader) if isinstance(loader, torch.utils.data.DataLoader) else iter(loader),
         total=len(run.val_loader),
         desc="evaluating",
-        disable=None if run.config.progress else True,
+        disable=None if run.config.progress and run.world.is_main else True,
         leave=False,
         dynamic_ncols=True,
         file=sys.stderr,
@@ -948,8 +1135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = config_from_args(args)
     except ValueError as error:
-        print(f"gnet-train: error: {error}", file=sys.stderr)
-        return EXIT_ERROR
+        return _fail(f"error: {error}", EXIT_ERROR)
     try:
         train(config, resume=args.resume)
     except (
@@ -959,25 +1145,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         ConfigMismatchError,
         DeviceError,
         RunInUseError,
+        gcache.CacheError,
+        DistributedError,
     ) as error:
-        print(f"gnet-train: error: {_one_line(error)}", file=sys.stderr)
-        return EXIT_ERROR
+        return _fail(f"error: {_one_line(error)}", EXIT_ERROR, error)
     except DivergedError as error:
-        print(f"gnet-train: error: {error}", file=sys.stderr)
-        return EXIT_DIVERGED
+        return _fail(f"error: {error}", EXIT_DIVERGED, error)
     except TrainingInterrupted as error:
-        print(f"gnet-train: {error}", file=sys.stderr)
-        return EXIT_TERMINATED if error.signum == signal.SIGTERM else EXIT_INTERRUPTED
+        return _fail(str(error), EXIT_TERMINATED if error.signum == signal.SIGTERM else EXIT_INTERRUPTED, error)
     except KeyboardInterrupt:  # Ctrl-C while setting up, or a second stop signal: no time to save
         saved = Path(config.out) / CHECKPOINT_NAME
         kept = f"{saved} is the last saved state" if saved.exists() else "nothing had been saved"
-        print(f"gnet-train: aborted; {kept}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _fail(f"aborted; {kept}", EXIT_INTERRUPTED)
+    except RuntimeError as error:
+        if not distributed.is_peer_failure(error):
+            raise  # a bug: its traceback is the useful report
+        saved = Path(config.out) / CHECKPOINT_NAME
+        kept = f"{saved} is the last saved state: --resume continues" if saved.exists() else "nothing was saved"
+        first = distributed.short_reason(error)
+        return _fail(
+            f"error: another process of the job failed or stopped answering ({first}); {kept}", EXIT_PEER_FAILED
+        )
     except OSError as error:  # a full disk, a read-only folder, ...: what failed, and where
         where = f" ({error.filename})" if error.filename else ""
-        print(f"gnet-train: error: cannot write the run: {error.strerror or error}{where}", file=sys.stderr)
-        return EXIT_ERROR
+        return _fail(f"error: cannot write the run: {error.strerror or error}{where}", EXIT_ERROR)
     return EXIT_OK
+
+
+def _fail(message: str, code: int, error: BaseException | None = None) -> int:
+    """Print one line for the user and return ``code``. Under torchrun an error rank 0 reported is not
+    repeated by the other ranks, and a rank other than 0 names itself."""
+    rank = os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") not in ("", "0", "1") else "0"
+    if not getattr(error, "from_rank0", False):
+        print(f"gnet-train{f' (rank {rank})' if rank != '0' else ''}: {message}", file=sys.stderr, flush=True)
+    return code
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ __all__ = [
     "REPOSITORY_URL",
     "load_weights",
     "recorded_run_file",
+    "repository_file",
 ]
 
 #: The repository the book is published from (``repository.url`` in _config.yml).
@@ -82,7 +83,13 @@ class Weights:
 def recorded_run_file(run: str, name: str) -> Path:
     """A file of one of the book's recorded runs, ``book/recorded_runs/<run>/<name>``: the checkout's copy, else
     downloaded once from the book's repository into torch.hub's cache."""
-    return _fetch(f"book/recorded_runs/{run}/{name}")
+    return repository_file(f"book/recorded_runs/{run}/{name}")
+
+
+def repository_file(relative: str) -> Path:
+    """Any committed file of the book's repository (``benchmarks/results/...``), as :func:`recorded_run_file`
+    finds one. Raises :class:`WeightsUnavailableError` when it is neither here nor downloadable."""
+    return _fetch(relative)
 
 
 def _url(relative: str) -> str:

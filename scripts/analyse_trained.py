@@ -29,7 +29,7 @@ import torch
 import gnet
 from gnet.book import trained as T
 from gnet.device import device_name
-from gnet.train import _git_commit
+from gnet.provenance import git_commit
 from gnet.weights import load_weights
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python scripts/analyse_trained.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "device": device_name(torch.device("cpu")),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "gnet": gnet.__version__},
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - started, 1),
     }

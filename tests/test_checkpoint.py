@@ -28,6 +28,7 @@ UNUSUAL = {
     "aux_pool": "adaptive",
     "transform_input": True,
     "init": "xavier",
+    "fuse_1x1": True,
 }
 
 

@@ -180,3 +180,26 @@ def test_real_imagenette_160_has_the_published_split_sizes():
     train_ds, val_ds = gdata.build_datasets(root, 64)
     assert (len(train_ds), len(val_ds)) == (9469, 3925)
     assert tuple(train_ds.classes) == tuple(wnid for wnid, _ in gdata.IMAGENETTE_CLASSES)
+
+
+def test_imagenet_style_wnid_folders_get_torchvisions_class_indices(tmp_path):
+    import torchvision
+
+    # Folders created out of order: labels must follow the sorted WordNet ids, as ImageFolder (and ImageNet) do.
+    wnids = ["n04592741", "n01440764", "n02102040", "n15075141"]
+    for split in ("train", "val"):
+        for wnid in wnids:
+            (tmp_path / split / wnid).mkdir(parents=True)
+            Image.new("RGB", (8, 8), (10, 20, ord(wnid[-1]))).save(tmp_path / split / wnid / f"{wnid}_1.JPEG")
+    ours = gdata.ImageFolderDataset(tmp_path / "train")
+    theirs = torchvision.datasets.ImageFolder(tmp_path / "train")
+    assert ours.classes == theirs.classes == sorted(wnids)
+    assert [label for _, label in ours.samples] == [label for _, label in theirs.samples] == [0, 1, 2, 3]
+    assert ours.class_names[:2] == ["tench", "English springer"] and ours.class_names[3] == "n15075141"
+
+
+def test_a_flat_validation_folder_as_ilsvrc_ships_it_says_how_to_sort_it(tmp_path):
+    (tmp_path / "val").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "val" / "ILSVRC2012_val_00000001.JPEG")
+    with pytest.raises(gdata.DataNotFoundError, match=r"images lie directly in it.*torchvision.datasets.ImageNet"):
+        gdata.ImageFolderDataset(tmp_path / "val")

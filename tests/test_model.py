@@ -437,3 +437,80 @@ def test_a_bare_state_dict_says_which_transform_input_it_assumes():
     tv = torchvision.models.googlenet(weights=None, init_weights=True, aux_logits=False)
     with pytest.warns(UserWarning, match="assuming True"):
         assert gnet.from_torchvision(tv.state_dict()).config.transform_input
+
+
+# ---------------------------------------------------------------------------------------------------- speed switches
+@pytest.mark.parametrize("arch", ["paper", "torchvision"])
+def test_fused_1x1_blocks_change_no_parameter_and_no_output(arch):
+    kwargs = gnet.TORCHVISION_CONFIG if arch == "torchvision" else {}
+    torch.manual_seed(0)
+    plain, fused = gnet.googlenet(**kwargs), gnet.googlenet(**kwargs, fuse_1x1=True)
+    assert [(k, v.shape) for k, v in plain.state_dict().items()] == [
+        (k, v.shape) for k, v in fused.state_dict().items()
+    ]
+    fused.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 96, 96)
+    for mode in ("train", "eval"):
+        getattr(plain, mode)(), getattr(fused, mode)()
+        torch.manual_seed(1)
+        a = plain(x)
+        torch.manual_seed(1)  # the same dropout masks
+        b = fused(x)
+        for p, q in zip(a if mode == "train" else [a], b if mode == "train" else [b], strict=True):
+            assert (p - q).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("arch", ["paper", "torchvision"])
+def test_fused_1x1_blocks_give_the_same_gradients_to_every_parameter(arch):
+    # float64, so that BatchNorm on a batch of 4 does not amplify float32 rounding into the comparison
+    kwargs = (gnet.TORCHVISION_CONFIG if arch == "torchvision" else {}) | {"num_classes": 10, "width": 0.25}
+    torch.manual_seed(0)
+    plain, fused = gnet.googlenet(**kwargs).double(), gnet.googlenet(**kwargs, fuse_1x1=True).double()
+    fused.load_state_dict(plain.state_dict())
+    x, target = torch.randn(4, 3, 96, 96, dtype=torch.float64), torch.tensor([1, 2, 3, 4])
+    for model in (plain, fused):
+        torch.manual_seed(1)
+        gnet.googlenet_loss(model(x), target).backward()
+    for (name, p), q in zip(plain.named_parameters(), fused.parameters(), strict=True):
+        assert torch.allclose(p.grad, q.grad, rtol=1e-9, atol=1e-12), name
+
+
+def test_fused_1x1_loads_torchvision_weights_and_the_shipped_weights_unchanged():
+    tv = torchvision.models.googlenet(weights=None, init_weights=True, aux_logits=True).eval()
+    reference = gnet.from_torchvision(tv)
+    fused = gnet.googlenet(**gnet.TORCHVISION_CONFIG, transform_input=False, fuse_1x1=True).eval()
+    fused.load_state_dict(tv.state_dict())  # strict: every key and shape matches
+    x = torch.randn(1, 3, 112, 112)
+    with torch.no_grad():
+        assert (fused(x) - reference(x)).abs().max() < 1e-5
+    shipped, shipped_fused = gnet.googlenet(weights="DEFAULT"), gnet.googlenet(weights="DEFAULT", fuse_1x1=True)
+    assert shipped_fused.config.fuse_1x1 and not shipped_fused.training
+    with torch.no_grad():
+        assert (shipped(x) - shipped_fused(x)).abs().max() < 1e-5
+    with pytest.raises(ValueError, match=r"got switches too: \['width'\]"):
+        gnet.googlenet(weights="DEFAULT", fuse_1x1=True, width=0.5)
+
+
+@pytest.mark.parametrize(("channels", "size"), [(64, 5), (192, 5), (7, 4), (3, 1)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_banded_lrn_matches_pytorchs_local_response_norm_and_its_gradient(channels, size, channels_last):
+    torch.manual_seed(0)
+    x = torch.randn(2, channels, 9, 11, dtype=torch.float64) * 3
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    ours, reference = (
+        module(size, alpha=1e-2, beta=0.75, k=1.0)  # a large alpha, so the window sum matters
+        for module in (gnet.model._LocalResponseNorm, torch.nn.LocalResponseNorm)
+    )
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya, yb = ours(a), reference(b)
+    grad = torch.randn_like(ya)
+    ya.backward(grad), yb.backward(grad)
+    assert torch.allclose(ya, yb, rtol=1e-12, atol=1e-12) and torch.allclose(a.grad, b.grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::torch.jit.TracerWarning")
+def test_under_tracing_the_lrn_takes_pytorchs_path_so_counted_macs_stay_the_papers():
+    lrn = gnet.model._LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
+    graph = str(torch.jit.trace(lrn, torch.randn(1, 8, 4, 4)).graph)
+    assert "avg_pool3d" in graph and "conv2d" not in graph and "_convolution" not in graph

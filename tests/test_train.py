@@ -353,6 +353,9 @@ def test_awkward_greyscale_palette_and_cmyk_files_train_fine(fixture_root):
         (["--warmup-epochs", "-1"], "warmup_epochs must be a finite number >= 0.0, got -1.0"),
         (["--schedule", "linear"], "invalid choice: 'linear'"),
         (["--image-size", "40"], "image_size 40 is too small: this GoogLeNet needs at least 65 px"),
+        (["--sync-batch-norm"], "--sync-batch-norm needs --batch-norm"),
+        (["--dropout", "1"], "dropout must be a finite number >= 0.0 and <= 0.99"),
+        (["--dist-timeout", "0"], "dist_timeout must be a finite number > 0.0"),
     ],
 )
 def test_bad_settings_are_refused_with_a_message_and_exit_code_2(fixture_root, tmp_path, capsys, flags, message):
@@ -446,3 +449,54 @@ def test_reporting_plots_have_labelled_axes_and_the_confusion_matrix_counts(refe
     _, ax = book_runs.plot_per_class({"a": {"top1": 0.5, "images": 4}, "b": {"top1": 1.0, "images": 2}})
     assert [bar.get_width() for bar in ax.patches] == [50.0, 100.0]
     matplotlib.pyplot.close("all")
+
+
+# ---------------------------------------------------------------------------------------------------- --cache
+@pytest.fixture(scope="module")
+def cached_run(fixture_root, tmp_path_factory) -> Path:
+    """An uninterrupted run with the decoded cache and augmentation on the training device."""
+    out = tmp_path_factory.mktemp("runs") / "cached"
+    assert gtrain.main(tiny_args(fixture_root, out, "--cache", "--cache-dir", str(out.parent / "cache"))) == 0
+    return out
+
+
+def test_a_cached_run_trains_records_its_cache_and_draws_other_crops_than_the_jpeg_path(cached_run, reference_run):
+    info = gtrain.read_run_info(cached_run)
+    assert info["config"]["cache"] is True and len(info["decoded_cache"]) == 2
+    assert all(Path(path, "manifest.json").exists() for path in info["decoded_cache"])
+    metrics = gtrain.read_metrics(cached_run)
+    assert [m["epoch"] for m in metrics] == [1, 2, 3] and all(math.isfinite(m["val_loss"]) for m in metrics)
+    # The same seed and recipe, other crops (drawn on the device, not by the workers): other metrics.
+    assert without_timing(metrics) != without_timing(gtrain.read_metrics(reference_run))
+
+
+@pytest.mark.slow
+def test_a_cached_run_interrupted_mid_epoch_resumes_to_the_uninterrupted_metrics(fixture_root, cached_run, tmp_path):
+    out = tmp_path / "cached-interrupted"
+    cache = ["--cache", "--cache-dir", str(tmp_path / "other-cache")]  # where the cache lives may change
+    process = _spawn(tiny_args(fixture_root, out, *cache))
+    _wait_for_epochs(process, out / "metrics.jsonl", 1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == gtrain.EXIT_INTERRUPTED, stderr
+    moved = ["--cache", "--cache-dir", str(tmp_path / "moved-cache")]
+    assert gtrain.main(tiny_args(fixture_root, out, "--resume", *moved)) == 0
+    assert without_timing(gtrain.read_metrics(out)) == without_timing(gtrain.read_metrics(cached_run))
+
+
+def test_resume_may_not_switch_the_cache_on_or_off(fixture_root, cached_run, tmp_path, capsys):
+    out = tmp_path / "switch"
+    shutil.copytree(cached_run, out)
+    assert gtrain.main(tiny_args(fixture_root, out, "--resume", epochs=EPOCHS + 1)) == 2
+    assert "cache: checkpoint True, requested False" in capsys.readouterr().err
+
+
+def test_a_corrupt_cache_under_a_run_is_rebuilt_and_said_so(fixture_root, tmp_path, capsys):
+    cache = tmp_path / "cache"
+    args = tiny_args(fixture_root, tmp_path / "a", "--cache", "--cache-dir", str(cache), epochs=1)
+    assert gtrain.main(args) == 0
+    images = next(cache.glob("train-*")) / "images.u8"
+    images.write_bytes(images.read_bytes()[:-1])
+    capsys.readouterr()
+    assert gtrain.main([*args[:3], str(tmp_path / "b"), *args[4:]]) == 0
+    assert "is truncated" in capsys.readouterr().out

@@ -12,8 +12,10 @@ scipy, scikit-image, ipywidgets, IPython, pandas) on top of matplotlib. The core
 * :mod:`gnet.book.correlation`: the sparse correlation structure of photographs (chapter "Why go wide");
 * :mod:`gnet.book.stacks`: stacks of naive and of reduced Inception modules, measured and plotted;
 * :mod:`gnet.book.explorer`: the Inception width explorers, in the browser and with live ipywidgets;
+* :mod:`gnet.book.budget`: the whole-network budget explorer (chapter 5), in the browser and with live ipywidgets;
 * :mod:`gnet.book.claims`: the whole network against the paper's claims, reference models and variants;
 * :mod:`gnet.book.gradients`: how much gradient reaches each layer, and what the auxiliary heads add;
 * :mod:`gnet.book.runs`: recorded runs, and figures of a run (its curves, per-class accuracy, confusion matrix);
+* :mod:`gnet.book.benchmarks`: the committed benchmark results the chapters quote, and reading them;
 * :mod:`gnet.book.trained`: the trained network against its random twin (correlations, receptive fields, ablations).
 """
