@@ -57,6 +57,7 @@ from train_throughput import (
     timed_steps,
     training_step,
     versions,
+    write_result,
 )
 
 PARTS = ("data", "step", "e2e", "top1")
@@ -727,10 +728,8 @@ def main(argv: list[str] | None = None) -> int:
         except (RuntimeError, ValueError, OSError) as error:
             print(f"fast_training: error: {error}", file=sys.stderr)
             return 1
-    out = args.out or result_path(report["device"], prefix="fast-training-")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {os.path.relpath(out)}")
+    print()
+    write_result(report, args.out or result_path(report["device"], prefix="fast-training-"))
     return 0
 
 

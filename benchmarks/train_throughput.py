@@ -325,11 +325,15 @@ def main(argv: list[str] | None = None) -> int:
         "flops_model": "training FLOPs/image = 3 x forward MACs x 2",
         "results": results,
     }
-    out = args.out or result_path(device_label)
+    write_result(report, args.out or result_path(device_label))
+    return 0
+
+
+def write_result(report: dict, out: Path) -> None:
+    """The result file: indented JSON, its folder made if needed, its path printed."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {os.path.relpath(out)}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -15,7 +15,16 @@ import pytest
 import torch
 
 # The browser helpers of chapter 4's explorer tests: one offline page, one theme stand-in, one overflow check.
-from test_explorer import OVERFLOW_REPORT_JS, THEME_VARIABLES, browser, offline_page, rgb, screenshot_dir, theme_page
+from test_explorer import (
+    OVERFLOW_REPORT_JS,
+    THEME_VARIABLES,
+    browser,
+    offline_page,
+    open_built_explorer,
+    rgb,
+    screenshot_dir,
+    theme_page,
+)
 
 import gnet
 from gnet.book.budget import (
@@ -664,17 +673,7 @@ def test_budget_explorer_takes_its_colours_from_the_theme(browser, page_html, tm
 @pytest.mark.browser
 @pytest.mark.parametrize("width", [900, 400])
 def test_built_chapter_5_page_has_a_working_budget_explorer_and_no_frozen_sliders(browser, tmp_path, width):
-    built = Path(os.environ.get("GNET_BOOK_HTML", ROOT / "_build" / "html")) / "book" / "05_googlenet_end_to_end.html"
-    if not built.exists():
-        pytest.skip("the book is not built (jupyter-book build .); the explorer itself is tested above")
-    blocked: list[str] = []
-    page, errors = offline_page(browser, blocked)
-    page.set_viewport_size({"width": width, "height": 900})
-    page.goto(built.as_uri())
-    explorer = page.locator(".gnet-budget").first
-    explorer.wait_for(timeout=15_000)
-    page.wait_for_selector('.gnet-budget[data-ready="true"]', timeout=15_000)
-    root = "#" + explorer.get_attribute("id")
+    page, errors, explorer, root = open_built_explorer(browser, "05_googlenet_end_to_end", ".gnet-budget", width)
     assert shown(page, root, "total-macs") == "1,582,671,872 (1.58 G)"
     assert shown(page, root, "macs-ratio-torchvision") == "×1.06" and shown(page, root, "macs-ratio-table1") == "×1.05"
     page.locator(f'{root} input[type="number"][data-width="n1x1"]').fill("128")

@@ -478,6 +478,21 @@ def screenshot_dir(tmp_path: Path) -> Path:
     return target
 
 
+def open_built_explorer(browser, chapter: str, selector: str, width: int):
+    """A built chapter at ``width`` px, offline, once its first ``selector`` explorer says it is ready:
+    ``(page, errors, explorer, root)``, ``root`` being the explorer's ``#id``. Skips when the book is not built."""
+    built = Path(os.environ.get("GNET_BOOK_HTML", ROOT / "_build" / "html")) / "book" / f"{chapter}.html"
+    if not built.exists():
+        pytest.skip("the book is not built (jupyter-book build .); the explorer itself is tested above")
+    page, errors = offline_page(browser, [])
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(built.as_uri())
+    explorer = page.locator(selector).first
+    explorer.wait_for(timeout=15_000)
+    page.wait_for_selector(f'{selector}[data-ready="true"]', timeout=15_000)
+    return page, errors, explorer, "#" + explorer.get_attribute("id")
+
+
 def shown(page, root: str, field: str) -> str:
     return page.inner_text(f'{root} [data-gnet="{field}"]')
 
@@ -721,17 +736,7 @@ def test_explorer_without_the_theme_inherits_the_pages_colours(browser, page_htm
 @pytest.mark.browser
 @pytest.mark.parametrize("width", [900, 400])
 def test_built_chapter_4_page_has_a_working_explorer_and_no_frozen_sliders(browser, tmp_path, width):
-    built = Path(os.environ.get("GNET_BOOK_HTML", ROOT / "_build" / "html")) / "book" / "04_bottleneck.html"
-    if not built.exists():
-        pytest.skip("the book is not built (jupyter-book build .); the explorer itself is tested above")
-    blocked: list[str] = []
-    page, errors = offline_page(browser, blocked)
-    page.set_viewport_size({"width": width, "height": 900})
-    page.goto(built.as_uri())
-    explorer = page.locator(".gnet-explorer").first
-    explorer.wait_for(timeout=15_000)
-    page.wait_for_selector('.gnet-explorer[data-ready="true"]', timeout=15_000)
-    root = "#" + explorer.get_attribute("id")
+    page, errors, explorer, root = open_built_explorer(browser, "04_bottleneck", ".gnet-explorer", width)
     before = shown(page, root, "macs")
     assert before.startswith("128,049,152")
     page.locator(f'{root} input[type="range"][data-width="n5x5_reduce"]').fill("64")

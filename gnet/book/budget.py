@@ -39,14 +39,13 @@ elements whose numbers the browser tests read directly.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import html
 import itertools
 import json
 import statistics
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
@@ -55,8 +54,8 @@ from torch import nn
 
 from gnet._validate import positive_int
 from gnet.analysis import conv_counts, count_macs, count_params, inception_counts, naive_inception_counts
-from gnet.book.claims import _zero_filled, reference_counts, stage_shapes, table1_totals
-from gnet.book.explorer import EXPLORER_FORMULA_JS, WIDTH_LABELS, short_macs
+from gnet.book.claims import reference_counts, stage_shapes, table1_totals, zero_filled
+from gnet.book.explorer import EXPLORER_FORMULA_JS, WIDTH_LABELS, short_macs, torch_threads
 from gnet.model import GoogLeNet, GoogLeNetConfig, Inception, NaiveInception, googlenet
 from gnet.table1 import INCEPTION_SPECS, WIDTH_FIELDS, InceptionSpec
 
@@ -312,7 +311,7 @@ def build_network(budget: NetworkBudget | None = None) -> GoogLeNet:
             in_channels = block.out_channels
         model.num_features = in_channels
         model.fc = nn.Linear(in_channels, budget.num_classes)
-    return _zero_filled(model)
+    return zero_filled(model)
 
 
 def measure_network(budget: NetworkBudget | None = None) -> NetworkCounts:
@@ -397,7 +396,7 @@ def budget_marks() -> BudgetMarks:
     with torch.device("meta"):
         paper = googlenet(aux_logits=False, init="torch")
     gnet_params = count_params(paper)
-    gnet_macs = count_macs(_zero_filled(paper), (1, 3, 224, 224)).total
+    gnet_macs = count_macs(zero_filled(paper), (1, 3, 224, 224)).total
     tv = reference_counts("googlenet")
     documented = float(torchvision.models.GoogLeNet_Weights.IMAGENET1K_V1.meta["_ops"])
     return BudgetMarks(gnet_macs, gnet_params, tv.macs, tv.params, documented, round(table1_totals().macs))
@@ -974,17 +973,6 @@ def static_budget_explorer(budget: NetworkBudget | None = None, **kwargs):
 # ------------------------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    # One thread: tracing on the book's small shared CPUs is steadier so. Restored: set_num_threads is global.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 class BudgetSliders:
     """The budget explorer as ipywidgets: a module picker, its six widths (slider + number box), the multiplier,
     the input size and the three switches. Every change builds the network (:func:`build_network`) and measures
@@ -1065,7 +1053,7 @@ class BudgetSliders:
         )  # fmt: skip
 
     def _measure(self) -> NetworkCounts:
-        with _torch_threads(1), torch.no_grad():
+        with torch_threads(1), torch.no_grad():
             return measure_network(self.budget)
 
     def _on_change(self, _change: object) -> None:

@@ -42,6 +42,7 @@ from gnet.table1 import TABLE1
 
 __all__ = [
     "Table1Totals",
+    "zero_filled",
     "table1_totals",
     "stage_shapes",
     "BranchShares",
@@ -279,7 +280,7 @@ def _torchvision_builders() -> dict[str, Callable[[], nn.Module]]:
 REFERENCE_MODELS = ("alexnet", "vgg16", "googlenet")
 
 
-def _zero_filled(model: nn.Module) -> nn.Module:
+def zero_filled(model: nn.Module) -> nn.Module:
     """Give a model built on the ``meta`` device zero-filled CPU memory, so that fvcore can trace it.
 
     Building on ``meta`` skips the random initialisation, which is most of the cost of constructing a large model;
@@ -309,7 +310,7 @@ def reference_counts(name: str, input_size: Sequence[int] = (1, 3, 224, 224)) ->
         model = _torchvision_builders()[name]()
     params = count_params(model)
     layers = count_layers(model, input_size)
-    model = _zero_filled(model)
+    model = zero_filled(model)
     return ModelCounts(name, params, count_macs(model, input_size).total, layers)
 
 
@@ -376,7 +377,7 @@ def _gnet_variant(name: str, source: str, config: dict[str, object], image_size:
         aux_heads=with_aux is not None,
         params=params,
         params_with_aux=count_params(with_aux) if with_aux is not None else None,
-        macs=count_macs(_zero_filled(without_aux), (1, 3, image_size, image_size)).total,
+        macs=count_macs(zero_filled(without_aux), (1, 3, image_size, image_size)).total,
         note=note,
     )
 

@@ -55,6 +55,7 @@ __all__ = [
     "measure_inception",
     "InceptionSliders",
     "inception_sliders",
+    "torch_threads",
 ]
 
 
@@ -593,7 +594,8 @@ class LiveCounts:
 
 
 @contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch threads, then restore the previous number."""
     # One thread: on the book's small shared CPUs, tracing a 28×28 block with two threads was several times
     # slower (threads wait for each other) and far less steady. Restored afterwards: set_num_threads is global.
     previous = torch.get_num_threads()
@@ -624,7 +626,7 @@ def measure_inception(
     for name, value in (("height", height), ("width", width), ("threads", threads)):
         positive_int(name, value)
     start = time.perf_counter()
-    with _torch_threads(threads), torch.no_grad():
+    with torch_threads(threads), torch.no_grad():
         if naive:
             block = NaiveInception(spec.in_channels, spec.n1x1, spec.n3x3, spec.n5x5, branch3_kernel=branch3_kernel)
         else:
