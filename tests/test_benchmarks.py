@@ -104,3 +104,31 @@ def test_a_loader_with_more_batches_than_the_split_holds_is_refused(data, tmp_pa
     args = args_for(data, tmp_path, "--data-batch-size", "4", "--data-batches", "3", "--data-warmup", "1")
     with pytest.raises(ValueError, match="need 16 images, the split has 12"):
         ft.data_order(12, True, args)
+
+
+# ------------------------------------------------------------------------------------ what the chapters read
+def test_the_result_files_the_chapters_quote_are_committed_with_what_they_read():
+    from gnet.book import benchmarks
+
+    data = benchmarks.load(benchmarks.FAST_TRAINING)
+    assert data is not None and data["git_commit"] and data["device"].startswith("cpu")
+    assert {"data", "step", "e2e", "top1"} <= set(data)
+    assert data["top1"]["predictions_that_differ"] == 0  # chapter 7 asserts it too
+    at_224 = benchmarks.load(benchmarks.FAST_TRAINING_224)
+    assert {r["image_size"] for r in at_224["step"]["results"]} == {224}
+    assert {"gnet", "torchvision"} <= {r["model"] for r in at_224["step"]["results"]}
+
+
+def test_a_result_file_that_is_neither_here_nor_downloadable_reads_as_missing(monkeypatch, tmp_path):
+    import torch
+
+    from gnet.book import benchmarks
+
+    def offline(url, dst, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    assert benchmarks.load("benchmarks/results/not-there.json") is None
+    note = benchmarks.missing_note("benchmarks/results/not-there.json", "These figures")
+    assert note.startswith(":::{warning}") and "not-there.json" in note and note.endswith(":::")
