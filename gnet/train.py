@@ -178,7 +178,9 @@ class TrainConfig:
     precision: str = _opt("auto", "auto: bf16 autocast on CUDA (fp16 + GradScaler where bf16 is slow), else fp32")
     compile: bool = _opt(False, "torch.compile the model (CUDA; first epoch is slower)")
     fuse_1x1: bool = _opt(
-        False, "compute each block's three input 1×1 convolutions as one (same weights and results; speed only)"
+        False,
+        "compute each block's three input 1×1 convolutions as one (same weights, results equal to float rounding; "
+        "on this project's 2-core CPU it was slower, see benchmarks/results; untried on GPUs)",
     )
     # A boolean that is on by default is a --no-<name> flag, and its help says what that flag does.
     aux: bool = _opt(True, "train without the two auxiliary classifiers (the paper trains with them)")
