@@ -57,6 +57,7 @@ from train_throughput import (
     timed_steps,
     training_step,
     versions,
+    warm_then_time,
     write_result,
 )
 
@@ -259,12 +260,7 @@ def measure_step(name: str, memory_format: str, compiled: bool, args: argparse.N
     result = {"model": name, "memory_format": memory_format, "compiled": compiled, "image_size": args.image_size}
     if compiled:  # the first call compiles the forward and the backward
         result["first_step_s"] = timed_steps(step, sync, 1)[0]
-    for _ in range(args.warmup):
-        step()
-    sync()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    times = timed_steps(step, sync, args.steps)
+    times = warm_then_time(step, sync, device, args.warmup, args.steps)
     return result | step_speed(args.batch_size, times) | memory(device, start)
 
 

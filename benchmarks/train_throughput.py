@@ -107,12 +107,7 @@ def measure(name: str, image_size: int, args: argparse.Namespace) -> dict:
     step = training_step(name, model, step_model, images, target, bf16=bf16)
     sync = synchronizer(device)
 
-    for _ in range(args.warmup):
-        step()
-    sync()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    times = timed_steps(step, sync, args.steps)
+    times = warm_then_time(step, sync, device, args.warmup, args.steps)
     return {"model": name, "image_size": image_size, **step_speed(args.batch_size, times)} | peak_memory(
         device, rss_before
     )
@@ -139,6 +134,18 @@ def synchronizer(device):
     import torch
 
     return torch.cuda.synchronize if device.type == "cuda" else lambda: None
+
+
+def warm_then_time(step, sync, device, warmup: int, steps: int) -> list[float]:
+    """``warmup`` untimed steps, then the seconds of each of ``steps`` timed ones (CUDA peak memory reset between)."""
+    import torch
+
+    for _ in range(warmup):
+        step()
+    sync()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    return timed_steps(step, sync, steps)
 
 
 def timed_steps(step, sync, count: int) -> list[float]:
