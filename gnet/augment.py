@@ -22,11 +22,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 from torchvision.transforms import functional as TF
 
+from gnet._seed import derived_seed
 from gnet.cache import DecodedSplit
 from gnet.data import CROP_RATIO, CROP_SCALE, IMAGENET_MEAN, IMAGENET_STD
 
@@ -108,7 +108,7 @@ def eval_views(images: torch.Tensor, size: int) -> torch.Tensor:
 
 def batch_seed(seed: int, epoch: int, step: int) -> int:
     """The seed of one training batch's crops and flips: a function of (seed, epoch, step) only."""
-    return int(np.random.SeedSequence([seed, epoch, step]).generate_state(1)[0])
+    return derived_seed(seed, epoch, step)
 
 
 class DecodedLoader:

@@ -29,7 +29,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -45,7 +44,6 @@ __all__ = [
     "is_peer_failure",
     "join",
     "leave",
-    "rank_seed",
     "short_reason",
 ]
 
@@ -167,11 +165,6 @@ def broadcast_buffers(model: torch.nn.Module, world: World) -> None:
     if world.distributed:
         for buffer in model.buffers():
             dist.broadcast(buffer, src=0)
-
-
-def rank_seed(seed: int, *parts: int) -> int:
-    """A seed for one rank's own randomness (dropout, worker augmentation), distinct per ``parts``."""
-    return int(np.random.SeedSequence([seed, *parts]).generate_state(1)[0])
 
 
 def describe(world: World, batch_size: int) -> str:

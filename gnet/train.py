@@ -81,6 +81,7 @@ from gnet import cache as gcache
 from gnet import data as gdata
 from gnet import distributed
 from gnet._process import RunInUseError, RunLock, StopRequest, detach_worker, start_workers
+from gnet._seed import derived_seed
 from gnet._validate import finite_number, int_at_least, one_of
 from gnet.augment import DecodedLoader
 from gnet.checkpoint import CheckpointError, atomic_write, model_state, read_checkpoint, save_checkpoint, write_json
@@ -301,7 +302,7 @@ def build_model(config: TrainConfig, num_classes: int) -> gnet.GoogLeNet:
 
 # ------------------------------------------------------------ RNG
 def _epoch_seed(seed: int, epoch: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+    return derived_seed(seed, epoch)
 
 
 def _seed_everything(seed: int) -> None:
@@ -593,7 +594,7 @@ def setup(
     if checkpoint is not None:
         _restore(run, checkpoint)
     if world.rank > 0:  # each rank its own dropout masks: rank 0 keeps the stream a single process has
-        torch.manual_seed(distributed.rank_seed(config.seed, world.rank, run.epoch, run.batch))
+        torch.manual_seed(derived_seed(config.seed, world.rank, run.epoch, run.batch))
     if world.is_main:
         _write_run_info(run, data_dir, len(val_ds))
     return run
@@ -737,7 +738,7 @@ def _epoch_batches(run: Run, epoch: int) -> Iterator[tuple[torch.Tensor, torch.T
     if world.distributed:
         step = config.batch_size
         order = [i for start in range(0, len(order), step) for i in world.share(order[start : start + step])]
-        generator.manual_seed(distributed.rank_seed(config.seed, epoch, world.rank))  # workers' own streams
+        generator.manual_seed(derived_seed(config.seed, epoch, world.rank))  # workers' own streams
     return start_workers(
         torch.utils.data.DataLoader(
             run.train_ds,
