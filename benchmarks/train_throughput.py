@@ -1,10 +1,11 @@
 """Training throughput of gnet's GoogLeNet against torchvision's, on the same batch, size and precision.
 
-Three models, each with its auxiliary heads and 1000 classes, trained with SGD on random tensors (so the numbers
+Four models, each with its auxiliary heads and 1000 classes, trained with SGD on random tensors (so the numbers
 measure the network, not JPEG decoding):
 
 * ``gnet``: the paper's network (LRN, 5×5 branches, no BatchNorm);
 * ``gnet-tv``: ``gnet.googlenet(**gnet.TORCHVISION_CONFIG)``, torchvision's architecture built by gnet;
+* ``gnet-tv-fused``: the same with ``fuse_1x1=True`` (each module's three 1×1 convolutions on its input as one);
 * ``torchvision``: ``torchvision.models.googlenet(weights=None, aux_logits=True)``.
 
 Each (model, image size) runs in a fresh subprocess so that peak memory is its own. On CUDA it also reports
@@ -33,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-MODELS = ("gnet", "gnet-tv", "torchvision")
+MODELS = ("gnet", "gnet-tv", "gnet-tv-fused", "torchvision")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 # Dense peak throughput in FLOP/s for the precision PyTorch actually uses. fp32 convolutions run as TF32 on
@@ -59,6 +60,8 @@ def build(name: str, **switches):
         return gnet.googlenet(**switches)
     if name == "gnet-tv":
         return gnet.googlenet(**gnet.TORCHVISION_CONFIG, **switches)
+    if name == "gnet-tv-fused":
+        return gnet.googlenet(**gnet.TORCHVISION_CONFIG, fuse_1x1=True, **switches)
     if name == "torchvision" and not switches:
         return torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True)
     if name == "torchvision":
