@@ -17,11 +17,15 @@ extras, is the reusable library:
   (``python -m gnet.evaluate``);
 * :mod:`gnet.weights`: the weights trained for the book, registered as torchvision registers its own
   (``gnet.googlenet(weights="IMAGENETTE_CPU")``).
+* :mod:`gnet.featurevis`: feature visualisation, the picture a channel of any network responds to most
+  (``visualise(model, "inception3a", channels)``).
 
 The chapters' own measurements and figures live in :mod:`gnet.book`, which needs the ``[book]`` extra; the core
 never imports it.
 """
 
+# First, before torch loads (seconds): in a gnet command, Ctrl-C meanwhile becomes one line (gnet._process).
+from gnet import _process  # noqa: F401
 from gnet.checkpoint import load_checkpoint
 from gnet.model import (
     TORCHVISION_CONFIG,

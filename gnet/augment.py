@@ -27,6 +27,7 @@ from torch.nn import functional as F
 from torchvision.transforms import functional as TF
 
 from gnet._seed import derived_seed
+from gnet._validate import int_at_least, positive_int
 from gnet.cache import DecodedSplit
 from gnet.data import CROP_RATIO, CROP_SCALE, IMAGENET_MEAN, IMAGENET_STD
 
@@ -118,7 +119,8 @@ class DecodedLoader:
     With ``train=True`` batch ``k`` is augmented with :func:`batch_seed` ``(seed, epoch, first_step + k)``.
     ``part=(i, n)`` yields only the ``i``-th of ``n`` equal parts of each batch (a rank's share of a global
     batch, ``batch_size`` divisible by ``n``), with the crops and flips drawn for the whole batch: the ``n`` parts
-    together are exactly the batch of ``part=(0, 1)``.
+    together are exactly the batch of ``part=(0, 1)``. ``image_size`` may not exceed the cached square's size (a
+    larger crop would need padding the images never had): such settings raise ``ValueError``.
     """
 
     def __init__(
@@ -135,6 +137,18 @@ class DecodedLoader:
         first_step: int = 0,
         part: tuple[int, int] = (0, 1),
     ) -> None:
+        positive_int("batch_size", batch_size)
+        positive_int("image_size", image_size)
+        if image_size > split.size:
+            raise ValueError(
+                f"image_size must be at most the cached images' size {split.size} (a larger crop would be padded "
+                f"with black), got {image_size}: build the cache at a larger size"
+            )
+        index, parts = part
+        int_at_least("part count", parts, 1)
+        int_at_least("part index", index, 0, maximum=parts - 1)
+        if batch_size % parts:
+            raise ValueError(f"batch_size must divide into {parts} equal parts, got {batch_size}")
         self.dataset = split
         self.batch_size, self.image_size, self.device = batch_size, image_size, torch.device(device)
         self.order = list(range(len(split))) if order is None else list(order)

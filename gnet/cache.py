@@ -18,8 +18,12 @@ Imagenette is square) that is the whole image, for other sources the centre squa
 When it is used: the manifest must match the split folder file for file (a changed, added or removed image
 rebuilds it), the image file must have the size the manifest says (else truncated) and its sha256 must match
 (else corrupt). A cache that fails a check is rebuilt, saying why; with ``rebuild=False`` it is refused with
-:class:`CacheError` instead. It is never used silently. A build writes ``images.u8.partial`` and renames it, and
-writes the manifest last, so an interrupted build leaves nothing that passes the checks. Two processes opening the
+:class:`CacheError` instead. It is never used silently. A build reserves the whole file's space on disk first
+(``posix_fallocate``, so a disk that fills is one clear error before any decoding, never a crash writing a
+memory-mapped page past the disk's end), writes ``images.u8.partial`` front to back without a map, renames it and
+writes the manifest last; an interrupted or failed build removes its partial file, and nothing it leaves passes
+the checks. A manifest that is damaged or edited (not JSON, wrong types) reads as stale and the cache is rebuilt.
+No file of the cache is written through a link placed in its folder. Two processes opening the
 same cache (two ranks, two runs) take turns through a lock file: the second waits and then finds it built.
 
 Where it lives: ``cache_root``, else ``$GNET_CACHE_DIR``, else ``~/.cache/gnet/decoded``. The folder and its size
@@ -45,6 +49,7 @@ import torch
 from torchvision.transforms import functional as TF
 
 from gnet import data as gdata
+from gnet._process import RunFolderError, open_plain_file
 from gnet._validate import int_at_least, positive_int
 
 __all__ = [
@@ -141,24 +146,43 @@ def _sha256(path: Path) -> str:
 def _why_stale(folder: Path, size: int, classes: list[str], rows: list[list[Any]]) -> str | None:
     """None if the cache in ``folder`` may be used, else the reason it may not."""
     manifest_path = folder / MANIFEST_NAME
-    if not manifest_path.exists():
-        return "no cache yet" if not (folder / IMAGES_NAME).exists() else "an unfinished build (no manifest)"
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        saved_rows, expected = manifest["files"], manifest["bytes"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return f"{manifest_path} is unreadable"
-    if manifest.get("format") != FORMAT or manifest.get("size") != size or manifest.get("classes") != classes:
+    if not os.path.lexists(manifest_path):
+        return "no cache yet" if not os.path.lexists(folder / IMAGES_NAME) else "an unfinished build (no manifest)"
+    manifest = _read_manifest(manifest_path)
+    if manifest is None:
+        return f"{manifest_path} is unreadable or damaged"
+    saved_rows, expected = manifest["files"], manifest["bytes"]
+    if manifest["format"] != FORMAT or manifest["size"] != size or manifest["classes"] != classes:
         return "it was built with other settings or classes"
     if saved_rows != rows:
         return _describe_changes(saved_rows, rows)
     images = folder / IMAGES_NAME
+    if os.path.islink(images) or (images.exists() and not images.is_file()):
+        return f"{images} is not a plain file"
     actual = images.stat().st_size if images.exists() else 0
     if actual != expected:
         return f"{images} is truncated ({actual:,} of {expected:,} bytes)"
     if _sha256(images) != manifest.get("sha256"):
         return f"{images} is corrupt (its sha256 differs from the manifest's)"
     return None
+
+
+def _read_manifest(path: Path) -> dict[str, Any] | None:
+    """The manifest, if it is one: a JSON object whose every field has the type a build writes (else None)."""
+    try:
+        if not path.is_file() or path.is_symlink() or path.stat().st_size > 1 << 30:
+            return None
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    kinds = {"format": int, "size": int, "bytes": int, "sha256": str, "classes": list, "files": list}
+    if not isinstance(manifest, dict) or not all(isinstance(manifest.get(k), kind) for k, kind in kinds.items()):
+        return None
+    row_ok = [
+        isinstance(row, list) and len(row) == 4 and isinstance(row[0], str) and all(isinstance(v, int) for v in row[1:])
+        for row in manifest["files"]
+    ]
+    return manifest if all(row_ok) else None
 
 
 def _describe_changes(saved: list[list[Any]], now: list[list[Any]]) -> str:
@@ -191,16 +215,18 @@ def _build(folder: Path, split_dir: Path, size: int, classes: list[str], rows: l
     for stale in (folder / MANIFEST_NAME, folder / IMAGES_NAME):
         stale.unlink(missing_ok=True)  # the manifest first: a half-deleted cache never looks complete
     partial = folder / (IMAGES_NAME + ".partial")
-    images = np.memmap(partial, dtype=np.uint8, mode="w+", shape=shape)
-    paths = [str(split_dir / row[0]) for row in rows]
-    with ThreadPoolExecutor(max(1, workers)) as pool:  # PIL decodes without the GIL: threads are enough
-        for i, array in enumerate(pool.map(lambda p: _decode(p, size), paths, chunksize=64)):
-            images[i] = array
-    images.flush()
-    del images
-    with open(partial, "rb+") as handle:
-        os.fsync(handle.fileno())
-    partial.replace(folder / IMAGES_NAME)
+    partial.unlink(missing_ok=True)  # an earlier build's, or a link placed there: removed, never written through
+    try:
+        _write_images(partial, nbytes, [str(split_dir / row[0]) for row in rows], size, workers)
+        partial.replace(folder / IMAGES_NAME)
+    except BaseException as error:
+        partial.unlink(missing_ok=True)  # a failed or interrupted build leaves no half-written file behind
+        if isinstance(error, OSError):
+            raise CacheError(
+                f"cannot write the decoded cache {partial}: {error.strerror or error}; it needs {nbytes / 1e9:.2f} GB: "
+                f"point --cache-dir (or ${CACHE_ENV_VAR}) at a disk with room"
+            ) from None
+        raise
     manifest = {
         "format": FORMAT,
         "split_dir": str(split_dir.resolve()),
@@ -217,18 +243,44 @@ def _build(folder: Path, split_dir: Path, size: int, classes: list[str], rows: l
     write_json(folder / MANIFEST_NAME, manifest)
 
 
+def _write_images(partial: Path, nbytes: int, paths: list[str], size: int, workers: int) -> None:
+    """Decode ``paths`` into a new file ``partial``, in order, with its whole size reserved on disk first.
+
+    Written with ``os.write``, not through a memory map: a full disk is then an OSError (ENOSPC) at the reservation
+    or at a write, where a map would kill the process with SIGBUS when a page could not be stored.
+    """
+    fd = open_plain_file(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    try:
+        if hasattr(os, "posix_fallocate") and nbytes:
+            os.posix_fallocate(fd, 0, nbytes)
+        pool = ThreadPoolExecutor(max(1, workers))  # PIL decodes without the GIL: threads are enough
+        try:
+            for array in pool.map(lambda p: _decode(p, size), paths, chunksize=64):
+                view = memoryview(np.ascontiguousarray(array, dtype=np.uint8)).cast("B")
+                while view:
+                    view = view[os.write(fd, view) :]
+        finally:  # a failed image, a full disk or a stop: the images not decoded yet are not decoded at all
+            pool.shutdown(wait=True, cancel_futures=True)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def _locked(folder: Path, log: Callable[[str], None]) -> Iterator[None]:
     import fcntl
 
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / LOCK_NAME, "a+") as handle:
+    fd = open_plain_file(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    try:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             log(f"gnet: waiting for another process that is building the cache in {folder}")
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        yield  # closing the file releases the lock, also when the process dies
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the file releases the lock, also when the process dies
 
 
 # ------------------------------------------------------------ opening
@@ -251,6 +303,8 @@ def open_split(
     split_dir = Path(split_dir)
     positive_int("size", size)
     int_at_least("workers", workers, 1)
+    if cache_root is not None and not str(cache_root).strip():
+        raise CacheError("the cache folder is an empty string: name a folder, or leave it unset for the default")
     if not split_dir.is_dir():
         raise gdata.DataNotFoundError(f"{split_dir} is not a folder")
     classes, rows, whole = _sources(split_dir, subset)
@@ -258,6 +312,28 @@ def open_split(
     if root.exists() and not root.is_dir():
         raise CacheError(f"the cache root {root} is a file, not a folder")
     folder = root / _folder_name(split_dir, size, None if whole else rows)
+    try:
+        return _open_built(folder, split_dir, size, classes, rows, rebuild, workers, log)
+    except RunFolderError as error:
+        raise CacheError(f"the decoded cache cannot be used: {error}") from None
+    except OSError as error:  # not the run folder's problem: say it is the cache's
+        where = f" ({error.filename})" if error.filename else ""
+        raise CacheError(
+            f"cannot use the decoded cache in {folder}: {error.strerror or error}{where}; "
+            f"point --cache-dir (or ${CACHE_ENV_VAR}) elsewhere"
+        ) from None
+
+
+def _open_built(
+    folder: Path,
+    split_dir: Path,
+    size: int,
+    classes: list[str],
+    rows: list[list[Any]],
+    rebuild: bool,
+    workers: int,
+    log: Callable[[str], None],
+) -> DecodedSplit:
     with _locked(folder, log):
         reason = _why_stale(folder, size, classes, rows)
         if reason is not None:

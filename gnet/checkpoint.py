@@ -10,7 +10,10 @@ weights_only=True)`` reads it and no pickle of ours ever runs. Two kinds share o
 
 :func:`load_checkpoint` reads either and returns the network with every switch restored, from the file alone.
 Files are written atomically (a temp file in the same folder, fsync, ``os.replace``), so a reader sees the old
-or the new file, never half of one.
+or the new file, never half of one; ``os.replace`` replaces a link placed at the path instead of writing through
+it, and a stop signal that arrives meanwhile waits until the file is whole. A file whose contents have the wrong
+types (a tensor where the weights should be, fewer class names than classes, a damaged optimizer state) or whose
+weights are not finite is refused with :class:`CheckpointError`, never half-used.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from typing import Any, NamedTuple
 
 import torch
 
+from gnet._process import signals_held
+from gnet._validate import MAX_IMAGE_SIZE
 from gnet.model import GoogLeNet, GoogLeNetConfig
 
 __all__ = [
@@ -73,20 +78,25 @@ class Checkpoint(NamedTuple):
 
 # ------------------------------------------------------------ files
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> None:
-    """Call ``write(handle)`` on a temp file beside ``path``, fsync it, then rename it onto ``path``."""
+    """Call ``write(handle)`` on a temp file beside ``path``, fsync it, then rename it onto ``path``.
+
+    The temp file is new (``O_EXCL``: never a link someone placed), and the rename replaces whatever ``path`` is,
+    a symbolic link included, rather than following it. Stop signals wait until the rename is done.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a written file should honour the umask
-        with os.fdopen(fd, mode) as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with signals_held():
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a written file should honour the umask
+            with os.fdopen(fd, mode) as handle:
+                write(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     try:  # make the rename itself durable
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
@@ -104,8 +114,9 @@ def _umask() -> int:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """``obj`` as indented JSON, atomically."""
-    atomic_write(path, lambda handle: handle.write(json.dumps(obj, indent=2) + "\n"), mode="w")
+    """``obj`` as indented strict JSON (no NaN), atomically."""
+    text = json.dumps(obj, indent=2, allow_nan=False) + "\n"
+    atomic_write(path, lambda handle: handle.write(text), mode="w")
 
 
 # ------------------------------------------------------------ writing
@@ -133,16 +144,31 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
 
 
 def export_weights(
-    checkpoint: str | os.PathLike, out: str | os.PathLike, *, half: bool = True, **metadata: Any
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    half: bool = True,
+    aux_heads: bool = True,
+    **metadata: Any,
 ) -> Path:
     """Write the weights of ``checkpoint`` (training or weights file) to ``out``, without training state.
 
     ``half=True`` stores floating-point tensors as fp16 (half the size; :func:`load_checkpoint` casts them
-    back to float32). ``metadata`` (JSON-like values: recipe, measured accuracy, ...) is stored beside them.
+    back to float32). ``aux_heads=False`` leaves out the auxiliary heads, which only training uses (a third of a
+    full-width network's parameters); the stored switches then say ``aux_logits=False``, so the network rebuilt
+    from the file has none. ``metadata`` (JSON-like values: recipe, measured accuracy, ...) is stored beside them.
     """
     state = read_checkpoint(checkpoint)
+    model_config = dict(state["model_config"])
     weights = {k: (v.half() if half and v.is_floating_point() else v) for k, v in state["model"].items()}
-    kept = {key: state[key] for key in MODEL_KEYS} | {"model": weights, "storage": "fp16" if half else "fp32"}
+    if not aux_heads:
+        weights = {k: v for k, v in weights.items() if not k.startswith(("aux1.", "aux2."))}
+        model_config["aux_logits"] = False
+    kept = {key: state[key] for key in MODEL_KEYS} | {
+        "model": weights,
+        "model_config": model_config,
+        "storage": "fp16" if half else "fp32",
+    }
     if state.get("train_config") is not None:
         kept["train_config"] = state["train_config"]
     save_checkpoint(out, kept | {"metadata": metadata})
@@ -165,17 +191,67 @@ def read_checkpoint(path: str | os.PathLike, *, training: bool = False) -> dict[
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise CheckpointError(
             f"checkpoint {path} is corrupt or not a plain torch file ({type(error).__name__}: {first_line[:160]}). "
-            "Do not load it with weights_only=False: that runs whatever code the file holds. "
-            "Delete it to start over, or use another --out."
+            "Do not load it with weights_only=False: that runs whatever code the file holds."
         ) from None
     required = MODEL_KEYS | (TRAINING_KEYS if training else frozenset())
     if not isinstance(state, dict) or not required <= set(state):
         missing = sorted(required - set(state)) if isinstance(state, dict) else sorted(required)
         kind = "training checkpoint" if training else "checkpoint"
         raise CheckpointError(f"{path} is not a gnet {kind} (missing {missing})")
-    if state["format"] != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"checkpoint {path} has format {state['format']}, this gnet reads {CHECKPOINT_FORMAT}")
+    if not isinstance(state["format"], int) or state["format"] != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"checkpoint {path} has format {state['format']!r}, this gnet reads {CHECKPOINT_FORMAT}")
+    problem = _wrong_contents(state, training)
+    if problem:
+        raise CheckpointError(f"checkpoint {path} is damaged: {problem}")
     return state
+
+
+def _wrong_contents(state: dict[str, Any], training: bool) -> str | None:
+    """What is wrong with the types and sizes of a checkpoint's contents (None: nothing)."""
+    weights, config = state["model"], state["model_config"]
+    if not isinstance(weights, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()
+    ):
+        return f"'model' must map parameter names to tensors, got {type(weights).__name__}"
+    if not isinstance(config, dict):
+        return f"'model_config' must be a dict, got {type(config).__name__}"
+    classes, names = state["classes"], state["class_names"]
+    for key, value in (("classes", classes), ("class_names", names)):
+        if not isinstance(value, list) or not value or not all(isinstance(item, str) for item in value):
+            return f"{key!r} must be a non-empty list of names, got {_describe(value)}"
+    if len(names) != len(classes) or config.get("num_classes", len(classes)) != len(classes):
+        return (
+            f"it names {len(classes)} classes and {len(names)} readable names for a network of "
+            f"{config.get('num_classes')!r} classes: the three must agree"
+        )
+    not_finite = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if not_finite:
+        return (
+            f"it holds weights that are NaN or infinite ({len(not_finite)} tensors, first {not_finite[0]}): "
+            "its predictions would mean nothing"
+        )
+    train_config = state.get("train_config")
+    if train_config is not None and not isinstance(train_config, dict):
+        return f"'train_config' must be a dict, got {type(train_config).__name__}"
+    image_size = (train_config or {}).get("image_size", 224)
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or not 1 <= image_size <= MAX_IMAGE_SIZE:
+        return f"its training image_size must be an int from 1 to {MAX_IMAGE_SIZE}, got {image_size!r}"
+    if not training:
+        return None
+    expected = {"optimizer": dict, "scaler": dict, "tally": dict, "rng": dict, "train_config": dict, "history": list}
+    for key, kind in expected.items():
+        if not isinstance(state[key], kind):
+            return f"{key!r} must be a {kind.__name__}, got {_describe(state[key])}"
+    for key in ("epoch", "batch"):
+        if isinstance(state[key], bool) or not isinstance(state[key], int) or state[key] < 0:
+            return f"{key!r} must be an int >= 0, got {state[key]!r}"
+    if not all(isinstance(record, dict) for record in state["history"]) or len(state["history"]) != state["epoch"]:
+        return f"'history' must hold one dict per finished epoch ({state['epoch']}), got {_describe(state['history'])}"
+    return None
+
+
+def _describe(value: Any) -> str:
+    return f"a {type(value).__name__} of {len(value)}" if isinstance(value, (list, tuple, dict)) else repr(value)[:80]
 
 
 def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> Checkpoint:
@@ -193,8 +269,8 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
         model = GoogLeNet(GoogLeNetConfig(**state["model_config"]))
         weights = {k: (v.float() if v.is_floating_point() else v) for k, v in state["model"].items()}
         model.load_state_dict(weights)
-    except (ValueError, RuntimeError) as error:  # bad switch values, or weights of another shape
-        first_line = str(error).strip().splitlines()[0]
+    except (ValueError, RuntimeError, TypeError) as error:  # bad switch values or types, weights of another shape
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise CheckpointError(f"checkpoint {path} does not rebuild a GoogLeNet: {first_line[:200]}") from None
     metadata = {k: v for k, v in state.items() if k not in MODEL_KEYS | {"train_config", "optimizer", "scaler"}}
     metadata.pop("rng", None)

@@ -9,9 +9,16 @@ validation images are sorted into class folders::
 Labels are the class folders in sorted order, as ``torchvision.datasets.ImageFolder`` numbers them, so for ImageNet
 (folders named by WordNet id) class ``i`` is torchvision's ImageNet class ``i``.
 
-Where the data lives: an explicit ``data_dir``, else the environment variable ``GNET_DATA_DIR`` (a folder that
-holds ``imagenette2-160`` and friends, or a ``train``/``val`` folder itself). With ``download=True`` a missing
-archive is fetched through ``torchvision.datasets.Imagenette``.
+Where the data lives, one order for every chapter and command (:func:`resolve_data_dir`):
+
+1. an explicit ``data_dir`` (``--data-dir``): used alone, never swapped for another folder;
+2. else the folder in the environment variable ``GNET_DATA_DIR``;
+3. else gnet's download folder, ``~/.cache/gnet/data`` (``$XDG_CACHE_HOME/gnet/data``);
+4. where none holds the data and a download is asked for (``--download``, the chapters): Imagenette is fetched
+   through ``torchvision.datasets.Imagenette`` into the first of those three that is given.
+
+Each folder is taken as the dataset itself (``train/`` and ``val/`` inside) or as one holding
+``imagenette2-160/`` (``-320``, ``imagenette2/``), the layout torchvision's download leaves.
 
 Awkward files: greyscale, palette (with or without transparency), CMYK and 16-bit images are converted to RGB.
 A corrupt or truncated file STOPS the run with :class:`CorruptImageError` naming the file. Skipping would
@@ -24,16 +31,17 @@ worker processes re-raise it in the main process with the message intact.
 
 from __future__ import annotations
 
-import io
 import os
 import random
+import re
+import stat
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, UnidentifiedImageError
 from torchvision import transforms
 
 from gnet._validate import int_at_least, positive_int
@@ -49,11 +57,13 @@ __all__ = [
     "ImageFolderDataset",
     "build_datasets",
     "class_names",
+    "data_search_path",
     "default_download_root",
     "download_command",
     "eval_transform",
     "find_corrupt_images",
     "load_rgb",
+    "portable_path",
     "resolve_data_dir",
     "train_transform",
 ]
@@ -94,6 +104,14 @@ EVAL_CROP_FRACTION = 0.875
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
+# What one image may cost, checked before it is decoded: bytes on disk (from stat, before reading), pixels and the
+# ratio of the long side to the short one (from the header). The evaluation resize makes the short side the crop's
+# size, so a 60000 × 1 image would become a strip of hundreds of millions of pixels; a photograph is rarely beyond
+# 4:1. ImageNet's largest files are a few MB and under 20 megapixels.
+MAX_IMAGE_BYTES = 256 * 2**20
+MAX_IMAGE_PIXELS = 64_000_000
+MAX_ASPECT_RATIO = 20
+
 
 class DataNotFoundError(FileNotFoundError):
     """The training data is not where gnet looked; the message says where it looked and how to download."""
@@ -104,14 +122,19 @@ class CorruptImageError(RuntimeError):
 
 
 # ------------------------------------------------------------ finding data
+# Archive sizes (fastai/imagenette), for the messages that offer a download.
+ARCHIVE_SIZES = {"160px": "99 MB", "320px": "342 MB", "full": "1.56 GB"}
+
+
 def default_download_root() -> Path:
-    """Where ``download=True`` puts Imagenette when neither ``data_dir`` nor ``$GNET_DATA_DIR`` is set."""
+    """gnet's download folder, the last place :func:`resolve_data_dir` looks: ``$XDG_CACHE_HOME/gnet/data``,
+    that is ``~/.cache/gnet/data``."""
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "gnet" / "data"
 
 
 def download_command(size: str = "160px", root: str | os.PathLike | None = None) -> str:
-    """The shell command that downloads Imagenette-``size`` into ``root``."""
+    """The shell command that downloads Imagenette-``size`` into ``root`` (gnet's download folder by default)."""
     root = Path(root) if root is not None else default_download_root()
     return (
         f'python -c "import torchvision; torchvision.datasets.Imagenette('
@@ -119,8 +142,43 @@ def download_command(size: str = "160px", root: str | os.PathLike | None = None)
     )
 
 
-def _is_split_root(path: Path) -> bool:
-    return (path / "train").is_dir() and (path / "val").is_dir()
+def data_search_path(data_dir: str | os.PathLike | None = None) -> tuple[list[Path], Path]:
+    """The folders :func:`resolve_data_dir` looks in, in order, and the one a download goes to.
+
+    An explicit ``data_dir`` is the only place; else ``$GNET_DATA_DIR`` (when set), then gnet's download folder.
+    """
+    if data_dir is not None:
+        root = Path(data_dir).expanduser()
+        return [root], root
+    download_root = default_download_root()
+    from_env = os.environ.get(DATA_ENV_VAR) or None
+    if from_env is None:
+        return [download_root], download_root
+    root = Path(from_env).expanduser()
+    return [root, download_root], root
+
+
+def portable_path(text: str) -> str:
+    """``text`` (a path, or a command line holding paths) as a reader on another machine can use it: a path inside
+    ``$GNET_DATA_DIR`` is written ``$GNET_DATA_DIR/...``, one inside gnet's download folder ``~/.cache/gnet/data/...``
+    (``$XDG_CACHE_HOME/gnet/data/...`` where that is set). Recorded runs keep their commands this way."""
+    places = [(os.environ.get(DATA_ENV_VAR) or None, f"${DATA_ENV_VAR}")]
+    places.append(
+        (
+            str(default_download_root()),
+            "$XDG_CACHE_HOME/gnet/data" if os.environ.get("XDG_CACHE_HOME") else "~/.cache/gnet/data",
+        )
+    )
+    for root, name in places:
+        if root is None or len(Path(root).resolve().parts) < 2:  # never rewrite "/" itself
+            continue
+        for spelling in {root.rstrip("/"), str(Path(root).resolve())}:
+            text = re.sub(re.escape(spelling) + r"(?=/|$|\s|')", name, text)  # names hold no backslash
+    return text
+
+
+def _holds(path: Path, splits: Sequence[str]) -> bool:
+    return all((path / split).is_dir() for split in splits)
 
 
 def _check_size(size: str) -> None:
@@ -128,49 +186,60 @@ def _check_size(size: str) -> None:
         raise ValueError(f"size must be one of {sorted(IMAGENETTE_SIZES)}, got {size!r}")
 
 
-def resolve_data_dir(data_dir: str | os.PathLike | None = None, size: str = "160px", download: bool = False) -> Path:
-    """Return the folder that holds ``train/`` and ``val/``.
+def resolve_data_dir(
+    data_dir: str | os.PathLike | None = None,
+    size: str = "160px",
+    download: bool = False,
+    *,
+    splits: Sequence[str] = ("train", "val"),
+) -> Path:
+    """Return the folder that holds ``splits`` (``train/`` and ``val/``; evaluation asks for ``val/`` alone).
 
-    Looks at ``data_dir`` (the folder itself, or ``data_dir/imagenette2-<size>``); only when no ``data_dir`` is
-    given, at ``$GNET_DATA_DIR`` in the same two ways, so an explicit folder is never silently swapped for
-    another dataset. With ``download=True`` a missing Imagenette is downloaded into ``data_dir``, else
-    ``$GNET_DATA_DIR``, else :func:`default_download_root`. Raises :class:`DataNotFoundError` with the
-    download command otherwise.
+    Looks in :func:`data_search_path`'s folders in order (an explicit ``data_dir`` alone; else ``$GNET_DATA_DIR``,
+    then gnet's download folder), each as the dataset itself or as the folder holding ``imagenette2-<size>/``.
+    With ``download=True`` a missing Imagenette is downloaded into the first of them. Raises
+    :class:`DataNotFoundError` saying where it looked and how to get the data otherwise.
     """
     _check_size(size)
     folder = IMAGENETTE_SIZES[size]
-    chosen = data_dir if data_dir is not None else (os.environ.get(DATA_ENV_VAR) or None)
-    roots = [Path(chosen).expanduser()] if chosen is not None else []
+    roots, download_root = data_search_path(data_dir)
     looked: list[Path] = []
     for root in roots:
         for candidate in (root, root / folder):
             looked.append(candidate)
-            if _is_split_root(candidate):
+            if _holds(candidate, splits):
                 return candidate
-
     for root in roots:  # a near miss says what is wrong with it, not only that it was not found
-        if root.exists() and not root.is_dir():
-            raise DataNotFoundError(f"{root} is a file, not a folder holding train/ and val/")
-        for candidate in (root, root / folder):
-            halves = [split for split in ("train", "val") if (candidate / split).is_dir()]
-            if len(halves) == 1:
-                missing = "val" if halves == ["train"] else "train"
-                raise DataNotFoundError(f"{candidate} has {halves[0]}/ but no {missing}/: both splits are needed")
-    download_root = roots[0] if roots else default_download_root()
+        _explain_near_miss(root, folder, splits)
     if download:
         return _download_imagenette(download_root, size)
-
-    where = ", ".join(str(p) for p in looked) if looked else f"nowhere (no data_dir and ${DATA_ENV_VAR} is unset)"
+    wanted = " and ".join(f"{split}/" for split in splits)
+    alone = " (an explicit --data-dir is used alone)" if data_dir is not None else ""
     raise DataNotFoundError(
-        f"Imagenette ({size}) not found: looked for train/ and val/ in {where}.\n"
-        f"Download it (99 MB for 160px) with:\n    {download_command(size, download_root)}\n"
+        f"Imagenette ({size}) not found: looked for {wanted} in {', '.join(str(p) for p in looked)}{alone}.\n"
+        f"Download it ({ARCHIVE_SIZES[size]}) with:\n    {download_command(size, download_root)}\n"
         f"or pass --download to gnet-train, or point ${DATA_ENV_VAR} at a folder holding {folder}/."
     )
+
+
+def _explain_near_miss(root: Path, folder: str, splits: Sequence[str]) -> None:
+    if root.exists() and not root.is_dir():
+        raise DataNotFoundError(f"{root} is a file, not a folder holding {' and '.join(s + '/' for s in splits)}")
+    for candidate in (root, root / folder):
+        halves = [split for split in ("train", "val") if (candidate / split).is_dir()]
+        if len(halves) == 1 and len(splits) == 2:
+            missing = "val" if halves == ["train"] else "train"
+            raise DataNotFoundError(f"{candidate} has {halves[0]}/ but no {missing}/: both splits are needed")
 
 
 def _download_imagenette(root: Path, size: str) -> Path:
     from torchvision.datasets import Imagenette
 
+    path = root / IMAGENETTE_SIZES[size]
+    if path.exists():  # torchvision < 0.21 refuses to download over it ("already exists"), later ones skip it
+        raise DataNotFoundError(
+            f"{path} exists but does not hold train/ and val/ (an interrupted download?): delete it and download again"
+        )
     try:
         root.mkdir(parents=True, exist_ok=True)
         Imagenette(root=str(root), split="train", size=size, download=True)
@@ -179,8 +248,7 @@ def _download_imagenette(root: Path, size: str) -> Path:
             f"Downloading Imagenette ({size}) into {root} failed: {error}.\n"
             f"With a network, retry with:\n    {download_command(size, root)}"
         ) from None
-    path = root / IMAGENETTE_SIZES[size]
-    if not _is_split_root(path):
+    if not _holds(path, ("train", "val")):
         raise DataNotFoundError(f"Download finished but {path} has no train/ and val/ folders.")
     return path
 
@@ -191,16 +259,29 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
 
     Greyscale (L, I;16, I, F), palette (P, with transparency too), CMYK, LA and RGBA all become RGB.
     Truncated files raise: Pillow's ``LOAD_TRUNCATED_IMAGES`` would pad them with grey and hide the damage.
+    Memory is bounded before anything is decoded: a file must be a plain file of at most ``MAX_IMAGE_BYTES``, and
+    its header must promise at most ``MAX_IMAGE_PIXELS`` pixels and sides within ``MAX_ASPECT_RATIO`` of each other.
     """
     if ImageFile.LOAD_TRUNCATED_IMAGES:  # someone flipped Pillow's global; don't inherit it silently
         warnings.warn("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True: truncated files will not be detected", stacklevel=2)
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-        with warnings.catch_warnings():
+        _check_file_size(path)
+        with open(path, "rb") as handle, warnings.catch_warnings():
             # Palette images with transparency warn about converting via RGBA, which we do explicitly below.
             warnings.simplefilter("ignore", UserWarning)
-            image = Image.open(io.BytesIO(data))
+            try:
+                image = Image.open(handle)  # reads the header only
+            except UnidentifiedImageError:  # its own message names a BytesIO or a handle, not the file
+                raise CorruptImageError(
+                    f"cannot decode image {path}: not an image file Pillow can read (JPEG, PNG, ...). "
+                    "Delete or replace this file"
+                ) from None
+            except Image.DecompressionBombError as error:  # Pillow's own limit, above gnet's: same answer
+                raise CorruptImageError(
+                    f"cannot decode image {path}: {error.args[0].split(' exceeds')[0]}; gnet takes at most "
+                    f"{MAX_IMAGE_PIXELS:,} pixels (gnet.data.MAX_IMAGE_PIXELS)"
+                ) from None
+            _check_dimensions(path, image.size)
             image.load()
             if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
                 array = np.asarray(image, dtype=np.float64)
@@ -214,11 +295,32 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
                 image = background
             return image.convert("RGB")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        # OSError covers UnidentifiedImageError and "image file is truncated".
+        # OSError covers "image file is truncated" and a file that cannot be opened.
         raise CorruptImageError(
             f"cannot decode image {path}: {error}. Delete or re-download this file "
             f"(gnet.data.find_corrupt_images(DIR) lists every bad file)."
         ) from None
+
+
+def _check_file_size(path: str | os.PathLike) -> None:
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise CorruptImageError(f"cannot decode image {path}: it is not a plain file (a device, a pipe or a folder)")
+    if info.st_size > MAX_IMAGE_BYTES:
+        raise CorruptImageError(
+            f"cannot decode image {path}: it is {info.st_size / 2**20:,.0f} MiB, more than the "
+            f"{MAX_IMAGE_BYTES / 2**20:.0f} MiB gnet reads for one image (gnet.data.MAX_IMAGE_BYTES)"
+        )
+
+
+def _check_dimensions(path: str | os.PathLike, size: tuple[int, int]) -> None:
+    width, height = size
+    if width < 1 or height < 1 or width * height > MAX_IMAGE_PIXELS or max(size) > MAX_ASPECT_RATIO * min(size):
+        raise CorruptImageError(
+            f"cannot decode image {path}: it is {width} × {height} pixels; gnet takes at most "
+            f"{MAX_IMAGE_PIXELS:,} pixels with the long side at most {MAX_ASPECT_RATIO} times the short one "
+            "(gnet.data.MAX_IMAGE_PIXELS, MAX_ASPECT_RATIO), so that one image cannot exhaust the memory"
+        )
 
 
 def _list_images(split_dir: Path) -> tuple[list[str], list[tuple[str, int]]]:
@@ -357,7 +459,7 @@ def build_datasets(
     splits have different classes.
     """
     root = Path(data_dir)
-    if not _is_split_root(root):
+    if not _holds(root, ("train", "val")):
         raise DataNotFoundError(f"{root} must hold train/ and val/ folders (DIR/train/<class>/*.JPEG)")
     val_subset = subset_per_class if val_subset_per_class is None else val_subset_per_class
     train_ds = ImageFolderDataset(

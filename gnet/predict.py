@@ -7,6 +7,11 @@
 or a weights file. Each image is prepared as the checkpoint's run evaluated: resized and centre-cropped to its
 training size.
 
+A network names only the classes it was trained on (the registered weights: Imagenette's ten), so it names one of
+them for every image, also for a photo that shows none of them, and its probabilities then say nothing about that.
+The text output says so in a first line on stderr (so that stdout stays one line per image), and ``--help`` in
+its description.
+
 Exit codes: 0 every image was classified; 2 bad arguments or an unusable checkpoint, or at least one image could
 not be read. An unreadable image gets one error line naming the file, and the other images are still classified.
 """
@@ -28,7 +33,7 @@ from gnet.checkpoint import Checkpoint, CheckpointError
 from gnet.device import DEVICES, DeviceError, resolve_device
 from gnet.weights import WeightsUnavailableError, load_weights
 
-__all__ = ["EXIT_ERROR", "EXIT_OK", "classify", "main"]
+__all__ = ["EXIT_ERROR", "EXIT_OK", "classify", "known_classes_note", "main"]
 
 EXIT_OK, EXIT_ERROR = 0, 2
 
@@ -36,23 +41,40 @@ EXIT_OK, EXIT_ERROR = 0, 2
 def classify(loaded: Checkpoint, path: str, *, top: int = 5) -> list[dict[str, Any]]:
     """The ``top`` most likely classes of one image file, best first, as ``{"class", "probability"}`` dicts.
 
-    Raises :class:`gnet.data.CorruptImageError` naming the file if it cannot be decoded.
+    Raises :class:`gnet.data.CorruptImageError` naming the file if it cannot be decoded (or is too large to, see
+    :func:`gnet.data.load_rgb`), and ``ValueError`` if the network's output for it is NaN or infinite.
     """
     transform = gdata.eval_transform(loaded.trained_with("image_size", 224))
     device = next(loaded.model.parameters()).device
     image = transform(gdata.load_rgb(path)).unsqueeze(0).to(device)
     with torch.inference_mode():
-        probabilities = torch.softmax(loaded.model.eval()(image).float(), dim=1)[0].cpu()
+        logits = loaded.model.eval()(image).float()
+    if not bool(torch.isfinite(logits).all()):
+        raise ValueError(f"the network's output for {path} is NaN or infinite: no class can be named")
+    probabilities = torch.softmax(logits, dim=1)[0].cpu()
     values, indices = probabilities.topk(min(top, len(probabilities)))
     return [
         {"class": loaded.class_names[i], "probability": float(p)} for p, i in zip(values, indices.tolist(), strict=True)
     ]
 
 
+def known_classes_note(loaded: Checkpoint) -> str:
+    """The note each run starts with: which classes the network can name, and what that means."""
+    names = loaded.class_names
+    listed = ", ".join(names) if len(names) <= 10 else f"{', '.join(names[:10])}, ..."
+    return (
+        f"gnet-predict: note: this network knows only {len(names)} classes ({listed}); it names one of them for "
+        "any image, also one that shows none of them"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gnet-predict",
-        description="Classify image files with a trained gnet GoogLeNet.",
+        description="Classify image files with a trained gnet GoogLeNet. The network knows only the classes it was "
+        "trained on (the registered weights: Imagenette's ten, tench, English springer, cassette player, chain saw, "
+        "church, French horn, garbage truck, gas pump, golf ball and parachute), so it names one of them for every "
+        "image, also for a photo of something else; its probabilities do not tell when that happens.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         epilog="exit codes: 0 every image classified; 2 bad arguments, an unusable checkpoint, "
         "or an image that could not be read (the others are still classified)",
@@ -79,6 +101,8 @@ def _run(args: argparse.Namespace) -> int:
     except (CheckpointError, WeightsUnavailableError, DeviceError) as error:
         print(f"gnet-predict: error: {error}", file=sys.stderr)
         return EXIT_ERROR
+    if not args.json:  # for people; stdout stays one result per image, and --json output is for programs
+        print(known_classes_note(loaded), file=sys.stderr)
     failed = 0
     for path in args.images:
         if Path(path).is_dir():
@@ -87,12 +111,12 @@ def _run(args: argparse.Namespace) -> int:
             continue
         try:
             ranked = classify(loaded, path, top=args.top)
-        except gdata.CorruptImageError as error:  # the message names the file
+        except (gdata.CorruptImageError, ValueError) as error:  # the message names the file
             print(f"gnet-predict: error: {str(error).split('. Delete')[0]}", file=sys.stderr)
             failed += 1
             continue
         if args.json:
-            print(json.dumps({"image": path, "top": ranked}))
+            print(json.dumps({"image": path, "top": ranked}, allow_nan=False))
         else:
             print(f"{path}: " + ", ".join(f"{r['class']} {100 * r['probability']:.1f} %" for r in ranked))
     return EXIT_ERROR if failed else EXIT_OK

@@ -21,15 +21,23 @@ validation set, and :func:`train` is the outline that ties them together and che
 
 Exit codes of :func:`main`: 0 done, 2 bad arguments / missing or corrupt data / unusable checkpoint,
 3 the training or validation loss became NaN or infinite (the last good checkpoint is kept), 4 another process of
-a torchrun job failed or stopped answering (the last checkpoint is kept), 130 interrupted by Ctrl-C and 143 by
-SIGTERM (a checkpoint was saved; ``--resume`` continues).
+a torchrun job failed or stopped answering (the last checkpoint is kept), 130 interrupted by Ctrl-C, 143 by
+SIGTERM and 129 by SIGHUP (a checkpoint was saved; ``--resume`` continues). A second stop signal aborts with the
+same code, after any file write in progress; a stop during set-up ends the run at once (nothing to save yet).
 
 Several processes: under ``torchrun --nproc-per-node N -m gnet.train ...`` (and its multi-node form) the same
 command trains one model on N processes (:mod:`gnet.distributed`: DDP, ``nccl`` on CUDA, ``gloo`` on CPU).
 ``--batch-size`` stays the global batch, split evenly over the ranks, so a recipe means the same at any world
 size and needs no learning-rate rescaling; the steps, the schedule and every batch's images are those of one
 process. Rank 0 alone reads and writes the run folder and prints; the validation set is split so that every
-image counts once. A checkpoint does not record the world size: a run may resume on another number of processes.
+image counts once. A resume on the same number of processes is exact wherever one process's is (below): rank 0's
+random state travels in the checkpoint, and every other rank seeds its generator from (seed, rank, epoch, step)
+before each step. A checkpoint does not record the world size, so a run may also resume on another number of
+processes: it continues from the same state (weights, momentum, position, schedule, rank 0's random state), but
+then follows neither size's uninterrupted run exactly. Each rank computes on its part of the batch, which rounds
+otherwise (without dropout and BatchNorm the weights stay within a relative 1e-5 of one process's over the tests'
+few steps), each rank draws its own dropout masks, and BatchNorm normalises each rank's part (its running
+statistics are rank 0's).
 
 The decoded cache (``--cache``, :mod:`gnet.cache`): every image decoded once into a memory-mapped uint8 file, and
 the random crops, flips and normalisation applied to whole batches on the training device (:mod:`gnet.augment`).
@@ -37,8 +45,11 @@ It is opt-in: it writes about 0.86 GB for Imagenette-160 into the user's cache f
 another random stream than the workers' (same distribution), so a recorded run's command keeps its numbers.
 
 Safety of the run folder: a run holds an exclusive lock on ``RUN_DIR/.lock`` while it writes, so a second run into
-the same folder is refused, naming the first. A fresh run into a folder that holds files but no checkpoint (a run
-that failed before its first epoch ended) moves them aside into ``RUN_DIR/abandoned-<time>/`` and says so.
+the same folder is refused, naming the first. The lock is held on the open file and checked before every write: a
+run whose lock file was deleted or replaced stops without writing more (exit 2). Every file is replaced atomically
+(``os.replace`` replaces a link placed there instead of following it) and the lock file is opened with
+``O_NOFOLLOW``, so nothing is written outside the folder. A fresh run into a folder that holds files but no
+checkpoint (a run that failed before its first epoch ended) moves them aside into ``RUN_DIR/abandoned-<time>/``.
 
 Extending a run: ``--resume`` with a larger ``--epochs`` (the only recipe setting a resume may change) continues a
 finished or unfinished run. The schedule is then the one a run planned at the new length follows, from the step
@@ -49,8 +60,11 @@ done keep their metrics; run.json records the change under ``resumed_at``. Fewer
 Reproducibility: every epoch's data order is a function of (seed, epoch) alone; the RNG states (torch, CUDA,
 numpy, Python) travel in the checkpoint. On CPU with ``--workers 0`` a run that is killed and resumed ends
 with exactly the metrics of an uninterrupted one (timing fields aside), also when it was interrupted
-mid-epoch. With workers, resuming from an epoch boundary is exact too; a mid-epoch resume re-deals
-augmentations to the workers.
+mid-epoch or during validation (the checkpoint then holds the random state from before validation, which draws
+from torch's generator when it opens its loader). With workers, resuming from an epoch boundary is exact too; a
+mid-epoch resume re-deals augmentations to the workers. A resume whose data (the images' names, sizes and labels),
+kind of device, ``--workers`` (without ``--cache``), ``--compile`` or ``--fuse-1x1`` changed is refused unless
+``--allow-changed-inputs``; run.json's ``resumed_at`` records every change a resume makes.
 """
 
 from __future__ import annotations
@@ -59,6 +73,7 @@ import argparse
 import contextlib
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import math
 import os
@@ -80,9 +95,34 @@ import gnet
 from gnet import cache as gcache
 from gnet import data as gdata
 from gnet import distributed
-from gnet._process import RunInUseError, RunLock, StopRequest, detach_worker, start_workers
+from gnet._process import (
+    RunFolderError,
+    RunInUseError,
+    RunLock,
+    StopNow,
+    StopRequest,
+    WorkerDiedError,
+    detach_worker,
+    exit_code,
+    one_line,
+    printable_output,
+    start_workers,
+    worker_died,
+    worker_failures,
+)
 from gnet._seed import derived_seed
-from gnet._validate import finite_number, int_at_least, one_of
+from gnet._validate import (
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_IMAGE_SIZE,
+    MAX_LR,
+    MAX_SEED,
+    MAX_WIDTH,
+    MAX_WORKERS,
+    finite_number,
+    int_at_least,
+    one_of,
+)
 from gnet.augment import DecodedLoader
 from gnet.checkpoint import CheckpointError, atomic_write, model_state, read_checkpoint, save_checkpoint, write_json
 from gnet.device import (
@@ -91,8 +131,8 @@ from gnet.device import (
     DeviceError,
     autocast,
     device_name,
+    precision_choice,
     resolve_device,
-    resolve_precision,
     to_device,
 )
 from gnet.distributed import SINGLE, DistributedError, World
@@ -114,6 +154,7 @@ __all__ = [
     "build_model",
     "build_parser",
     "config_from_args",
+    "default_lr",
     "lr_factor",
     "main",
     "read_metrics",
@@ -128,9 +169,12 @@ CHECKPOINT_NAME = "last.pt"
 METRICS_NAME = "metrics.jsonl"
 RUN_NAME = "run.json"
 EXIT_OK, EXIT_ERROR, EXIT_DIVERGED, EXIT_PEER_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 4, 130, 143
+EXIT_HANGUP = 129  # SIGHUP (the terminal or SSH session went away): a checkpoint was saved, as for SIGTERM
 TIMING_KEYS = ("images_per_s", "seconds")  # the only metrics that may differ between identical runs
 
-# Fields a --resume may change: where things are and how fast they run, not the recipe.
+# Fields a --resume may change: where things are and how they run, not the recipe. Each change is recorded in
+# run.json's resumed_at. Those in RESUME_BREAKS_EXACTNESS change the numbers a resumed run computes (another
+# device or kernel, another random stream for the augmentation), so they are refused unless --allow-changed-inputs.
 RESUME_MAY_CHANGE = frozenset(
     {
         "data_dir",
@@ -146,6 +190,19 @@ RESUME_MAY_CHANGE = frozenset(
         "dist_timeout",
     }
 )
+RESUME_BREAKS_EXACTNESS = frozenset({"compile", "fuse_1x1", "workers"})
+# What a run reads besides its settings (see _inputs); all but the folder's name change the numbers when they change.
+INPUTS_BREAKING_EXACTNESS = frozenset({"train_images", "val_images", "train_files", "val_files", "device_type"})
+
+
+def default_lr(batch_size: int) -> float:
+    """The learning rate a run gets without ``--lr``: 0.02 at batch 64, scaled linearly with the batch size.
+
+    BVLC's Caffe GoogLeNet trained with 0.01 at batch 32 (the paper gives no rate); the linear scaling rule (Goyal
+    et al. 2017, chapter 8) keeps the step per image the same at any batch, so a first run with ``--batch-size 8``
+    takes 0.0025, not a rate meant for 128 images.
+    """
+    return 0.02 * batch_size / 64
 
 
 def _opt(default: Any, help: str) -> Any:  # noqa: A002 - "help" is what argparse calls it
@@ -157,26 +214,40 @@ class TrainConfig:
     """One training run. Every field is a CLI flag (``batch_size`` -> ``--batch-size``)."""
 
     data_dir: str | None = _opt(
-        None, "folder with train/ and val/, or one holding imagenette2-<size>/ [$GNET_DATA_DIR]"
+        None,
+        "folder with train/ and val/, or one holding imagenette2-<size>/; used alone when given "
+        "[$GNET_DATA_DIR, then ~/.cache/gnet/data]",
     )
     dataset_size: str = _opt("160px", "which Imagenette archive to look for or download: 160px, 320px or full")
-    download: bool = _opt(False, "download Imagenette (torchvision) if it is not found")
+    download: bool = _opt(
+        False,
+        "download Imagenette (torchvision) if it is not found, into --data-dir, else $GNET_DATA_DIR, "
+        "else ~/.cache/gnet/data",
+    )
     out: str = _opt("runs/googlenet", "run folder for metrics.jsonl, run.json and last.pt")
     epochs: int = _opt(30, "number of epochs (the paper gives none); with --resume, a larger value extends the run")
     batch_size: int = _opt(
-        128, "images per optimizer step, over all processes under torchrun (the global batch; the paper gives none)"
+        128,
+        "images per optimizer step, over all processes under torchrun (the global batch; the paper gives none; "
+        "at most 8192)",
     )
-    image_size: int = _opt(128, "training crop in pixels; eval resizes to round(size/0.875) and centre-crops")
+    image_size: int = _opt(
+        128, "training crop in pixels (at most 1024); eval resizes to round(size/0.875) and centre-crops"
+    )
     subset_per_class: int | None = _opt(None, "use only this many images per class (train and val) [all]")
     val_subset_per_class: int | None = _opt(None, "override subset_per_class for val [same as train]")
-    seed: int = _opt(0, "seed for initialisation, data order and augmentation")
+    seed: int = _opt(0, "seed for initialisation, data order and augmentation (0 to 2**32 - 1)")
     workers: int = _opt(
         min(4, max(0, (os.cpu_count() or 1) - 1)),
         "DataLoader worker processes (0: load in the main process) [one core is left for the model: "
         "on 2 cores, more workers than 1 only compete with it]",
     )
     device: str = _opt("auto", "auto (cuda, then mps, then cpu), cpu, cuda or mps")
-    precision: str = _opt("auto", "auto: bf16 autocast on CUDA (fp16 + GradScaler where bf16 is slow), else fp32")
+    precision: str = _opt(
+        "auto",
+        "auto: bf16 autocast on CUDA (fp16 + GradScaler where bf16 is slow) and on CPUs with AMX or AVX512-BF16, "
+        "else fp32",
+    )
     compile: bool = _opt(False, "torch.compile the model (CUDA; first epoch is slower)")
     fuse_1x1: bool = _opt(
         False,
@@ -189,10 +260,14 @@ class TrainConfig:
     label_smoothing: float = _opt(0.0, "label smoothing on every head (not in the paper; Inception v3 used 0.1)")
     batch_norm: bool = _opt(False, "BatchNorm after every conv (not in the paper; Ioffe & Szegedy 2015)")
     lrn: bool = _opt(True, "drop the stem's LocalResponseNorm (the paper has it; BN-Inception dropped it)")
-    width: float = _opt(1.0, "multiply every channel count by this (1.0 is the paper's network)")
+    width: float = _opt(1.0, "multiply every channel count by this (1.0 is the paper's network; at most 4)")
     dropout: float = _opt(0.4, "dropout before the classifier (paper: 0.4; the auxiliary heads keep their 0.7)")
     schedule: str = _opt("cosine", "paper (x0.96 every 8 epochs), cosine (with warmup) or onecycle")
-    lr: float = _opt(0.04, "peak learning rate (BVLC Caffe GoogLeNet: 0.01 at batch 32, scaled linearly)")
+    lr: float | None = _opt(
+        None,
+        "peak learning rate [0.02 × batch size / 64: BVLC Caffe GoogLeNet's 0.01 at batch 32, scaled linearly with "
+        "the batch (Goyal et al. 2017); 0.04 at the default batch 128]",
+    )
     momentum: float = _opt(0.9, "SGD momentum (paper: 0.9)")
     weight_decay: float = _opt(2e-4, "L2 weight decay on all parameters (BVLC Caffe GoogLeNet: 2e-4)")
     warmup_epochs: float = _opt(2.0, "linear warmup for the cosine schedule, in epochs (paper schedule: none)")
@@ -216,22 +291,29 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "image_size"):
-            int_at_least(name, getattr(self, name), 1)
-        int_at_least("workers", self.workers, 0)
-        int_at_least("seed", self.seed, 0)
+        # Every bound is documented in gnet._validate: a hostile value is one line, never an overflow or OOM kill.
+        int_at_least("epochs", self.epochs, 1, maximum=MAX_EPOCHS)
+        int_at_least("batch_size", self.batch_size, 1, maximum=MAX_BATCH_SIZE)
+        int_at_least("image_size", self.image_size, 1, maximum=MAX_IMAGE_SIZE)
+        int_at_least("workers", self.workers, 0, maximum=MAX_WORKERS)
+        int_at_least("seed", self.seed, 0, maximum=MAX_SEED)
         int_at_least("grad_norms_every", self.grad_norms_every, 0)
         int_at_least("subset_per_class", self.subset_per_class, 1, optional=True)
         int_at_least("val_subset_per_class", self.val_subset_per_class, 1, optional=True)
-        finite_number("lr", self.lr, low_open=True)
-        finite_number("width", self.width, low_open=True)
+        if self.lr is None:  # the default follows the batch: a small batch must not take a large batch's rate
+            object.__setattr__(self, "lr", default_lr(self.batch_size))
+        finite_number("lr", self.lr, low_open=True, maximum=MAX_LR)
+        finite_number("width", self.width, low_open=True, maximum=MAX_WIDTH)
         finite_number("momentum", self.momentum, high=1.0)
-        finite_number("weight_decay", self.weight_decay)
-        finite_number("aux_weight", self.aux_weight)
+        finite_number("weight_decay", self.weight_decay, maximum=1.0)
+        finite_number("aux_weight", self.aux_weight, maximum=100.0)
         finite_number("label_smoothing", self.label_smoothing, high=0.99)
-        finite_number("warmup_epochs", self.warmup_epochs)
+        finite_number("warmup_epochs", self.warmup_epochs, maximum=MAX_EPOCHS)
         finite_number("dropout", self.dropout, high=0.99)
-        finite_number("dist_timeout", self.dist_timeout, low_open=True)
+        finite_number("dist_timeout", self.dist_timeout, low_open=True, maximum=86_400)
+        if self.cache_dir is not None and not self.cache_dir.strip():
+            raise ValueError("cache_dir must name a folder, got an empty string (omit it for the default)")
+        object.__setattr__(self, "out", os.path.expanduser(self.out))  # "~/runs/x" as a shell would expand it
         one_of("schedule", self.schedule, SCHEDULES)
         one_of("device", self.device, DEVICES)
         one_of("precision", self.precision, PRECISIONS)
@@ -354,7 +436,24 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
 
 def read_run_info(run_dir: str | os.PathLike) -> dict[str, Any]:
     """``run_dir/run.json``: config, device, versions, command, start time, resumes."""
-    return json.loads((Path(run_dir) / RUN_NAME).read_text())
+    path = Path(run_dir) / RUN_NAME
+    if not path.is_file() or path.stat().st_size > 64 * 2**20:  # a device or a huge file is never read whole
+        raise ValueError(f"{path} is damaged: not a plain JSON file of at most 64 MiB")
+
+    def no_constants(name: str) -> Any:  # json.loads takes NaN and Infinity, which strict JSON (and gnet) never write
+        raise ValueError(f"{path} is damaged: it holds {name}, which is not JSON")
+
+    try:
+        info = json.loads(path.read_text(), parse_constant=no_constants)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is damaged: not UTF-8 text ({error.reason})") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is damaged: not JSON ({error.msg} at line {error.lineno})") from None
+    if not isinstance(info, dict) or not isinstance(info.get("config"), dict):
+        raise ValueError(f"{path} is damaged: expected a JSON object with a 'config' object, got {str(info)[:60]}")
+    if not isinstance(info.get("resumed_at", []), list):
+        raise ValueError(f"{path} is damaged: 'resumed_at' must be a list")
+    return info
 
 
 def _write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
@@ -389,11 +488,19 @@ class Run:
     scaler: torch.amp.GradScaler
     steps_per_epoch: int
     world: World = SINGLE  # under torchrun: this process's rank (see gnet.distributed)
+    precision_reason: str = ""  # why this precision: gnet.device.precision_choice
     history: list[dict[str, Any]] = field(default_factory=list)
     epoch: int = 0  # epochs finished
     batch: int = 0  # steps done in the epoch after that (0 at an epoch boundary)
     tally: EpochTally = field(default_factory=EpochTally)
     last_saved: str = ""  # where the newest checkpoint stands, for messages
+    inputs: dict[str, Any] = field(default_factory=dict)  # what the run reads (see _inputs): a resume compares them
+    lock: RunLock | None = None  # the run folder's lock (rank 0 of a CLI run): checked before every write
+
+    def check_lock(self) -> None:
+        """Raise :class:`gnet._process.LostLockError` if another run may have taken the folder over."""
+        if self.lock is not None:
+            self.lock.check()
 
     @property
     def run_dir(self) -> Path:
@@ -423,10 +530,12 @@ class Run:
             "rng": _rng_state(),
             "train_config": dataclasses.asdict(self.config),
             "history": self.history,
+            "inputs": self.inputs,
         }
 
     def save(self) -> None:
         if self.world.is_main:  # one writer; the other ranks hold the same state
+            self.check_lock()
             save_checkpoint(self.checkpoint_path, self.checkpoint_state())
         self.last_saved = _describe_position(self.epoch, self.batch)
 
@@ -451,7 +560,17 @@ def _resume_point(config: TrainConfig, resume: bool) -> dict[str, Any] | None:
         raise CheckpointError(
             f"--resume: there is no checkpoint {checkpoint_path} to continue from (run without --resume to start)"
         )
-    checkpoint = read_checkpoint(checkpoint_path, training=True)
+    try:
+        checkpoint = read_checkpoint(checkpoint_path, training=True)
+    except CheckpointError as error:
+        raise CheckpointError(f"--resume: {error}. Delete it to start over, or choose another --out") from None
+    if (run_dir / RUN_NAME).exists():
+        try:
+            read_run_info(run_dir)  # refused before anything is written, not halfway through set-up
+        except (ValueError, OSError) as error:
+            raise CheckpointError(
+                f"--resume: {error}; restore it, or delete it to have --resume write a new one from the checkpoint"
+            ) from None
     done = int(checkpoint["epoch"])
     if config.epochs < done:
         raise ConfigMismatchError(
@@ -470,7 +589,7 @@ def _resume_point(config: TrainConfig, resume: bool) -> dict[str, Any] | None:
 
 def _move_aside_leftovers(run_dir: Path) -> None:
     """A run that failed before its first checkpoint left metrics.jsonl / run.json: keep them, out of the way."""
-    leftovers = [run_dir / name for name in (METRICS_NAME, RUN_NAME) if (run_dir / name).exists()]
+    leftovers = [run_dir / name for name in (METRICS_NAME, RUN_NAME) if os.path.lexists(run_dir / name)]
     if not leftovers:
         return
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -501,7 +620,7 @@ def _config_differences(saved: dict[str, Any], requested: TrainConfig) -> list[s
 Split = gdata.ImageFolderDataset | gcache.DecodedSplit
 
 
-def _datasets(config: TrainConfig, world: World = SINGLE) -> tuple[Path, Split, Split]:
+def _datasets(config: TrainConfig, world: World = SINGLE) -> tuple[Path, Split, Split, dict[str, Any]]:
     data_dir = gdata.resolve_data_dir(config.data_dir, config.dataset_size, config.download)
     try:
         train_ds, val_ds = gdata.build_datasets(
@@ -522,9 +641,51 @@ def _datasets(config: TrainConfig, world: World = SINGLE) -> tuple[Path, Split, 
             f"batch_size {config.batch_size} is larger than the training set ({len(train_ds)} images): "
             "no step would have a whole batch"
         )
+    inputs = {
+        "data_dir": str(data_dir),
+        "train_images": len(train_ds),
+        "val_images": len(val_ds),
+        "train_files": _files_digest(train_ds),
+        "val_files": _files_digest(val_ds),
+    }
     if config.cache:
-        return data_dir, *(_decoded(config, ds, world) for ds in (train_ds, val_ds))
-    return data_dir, train_ds, val_ds
+        return data_dir, *(_decoded(config, ds, world) for ds in (train_ds, val_ds)), inputs
+    return data_dir, train_ds, val_ds, inputs
+
+
+def _files_digest(dataset: gdata.ImageFolderDataset) -> str:
+    """A digest of the images a split holds (names relative to the split, sizes, labels), not of where it lies:
+    a dataset moved or copied elsewhere has the same digest, one with an image added, removed or changed does not."""
+    rows = [(os.path.relpath(path, dataset.root), os.stat(path).st_size, label) for path, label in dataset.samples]
+    return hashlib.sha256(json.dumps(rows, ensure_ascii=True).encode()).hexdigest()[:16]
+
+
+def _resume_changes(
+    checkpoint: dict[str, Any], config: TrainConfig, inputs: dict[str, Any], allowed: bool
+) -> dict[str, list[Any]]:
+    """What this resume changes (``{name: [before, now]}``), after refusing, unless ``allowed``, the changes that
+    would make the resumed run differ from an uninterrupted one (another device, data, kernel or random stream)."""
+    saved_config = dataclasses.asdict(TrainConfig()) | checkpoint["train_config"]
+    wanted = dataclasses.asdict(config)
+    changes = {
+        name: [saved_config[name], wanted[name]]
+        for name in sorted(RESUME_MAY_CHANGE)
+        if saved_config[name] != wanted[name]
+    }
+    saved_inputs = checkpoint.get("inputs") or {}  # older checkpoints recorded none: nothing to compare
+    changes |= {
+        name: [saved_inputs[name], value] for name, value in inputs.items() if saved_inputs.get(name, value) != value
+    }
+    breaking = [name for name in changes if name in RESUME_BREAKS_EXACTNESS | INPUTS_BREAKING_EXACTNESS]
+    if config.cache and "workers" in breaking:  # the cache's augmentation is keyed on (seed, epoch, step) alone
+        breaking.remove("workers")
+    if breaking and not allowed:
+        raise ConfigMismatchError(
+            f"--resume: {', '.join(f'{name} {changes[name][0]!r} -> {changes[name][1]!r}' for name in breaking)} "
+            "changed since the checkpoint was saved, so the run would not continue as it would have without the stop. "
+            "Restore them, or pass --allow-changed-inputs to continue anyway (run.json records the change)"
+        )
+    return changes
 
 
 def _decoded(config: TrainConfig, dataset: gdata.ImageFolderDataset, world: World) -> gcache.DecodedSplit:
@@ -548,17 +709,22 @@ def setup(
     *,
     world: World = SINGLE,
     device: torch.device | None = None,
+    lock: RunLock | None = None,
+    allow_changed_inputs: bool = False,
 ) -> Run:
     """Device, data, model and optimizer for ``config``; restored from ``checkpoint`` when resuming.
 
     Under torchrun (``world`` from :func:`gnet.distributed.join`) the model is wrapped in DDP, each rank loads
-    its share of every batch and of the validation set, and only rank 0 writes.
+    its share of every batch and of the validation set, and only rank 0 writes. ``lock``: the run folder's
+    :class:`~gnet._process.RunLock`, checked before every write. A resume whose data, device or kernels changed
+    is refused unless ``allow_changed_inputs`` (:func:`_resume_changes`).
     """
     device = device if device is not None else resolve_device(config.device)
     _check_recipe(config, world, device)
-    precision = resolve_precision(config.precision, device)
+    precision, precision_reason = precision_choice(config.precision, device)
     _seed_everything(config.seed)  # the same initial weights on every rank
-    data_dir, train_ds, val_ds = _datasets(config, world)
+    data_dir, train_ds, val_ds, inputs = _datasets(config, world)
+    inputs["device_type"] = device.type
     model = build_model(config, num_classes=len(train_ds.classes))
     if config.image_size < model.min_input_size:
         raise ConfigMismatchError(
@@ -569,6 +735,7 @@ def setup(
         raise ConfigMismatchError(
             f"--resume: {data_dir} has classes {train_ds.classes}, the checkpoint {checkpoint['classes']}"
         )
+    changes = {} if checkpoint is None else _resume_changes(checkpoint, config, inputs, allow_changed_inputs)
     if config.sync_batch_norm and world.distributed:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # same state_dict keys: checkpoints don't change
     model.to(device, memory_format=torch.channels_last)  # with to_device's channels-last batches; see there
@@ -578,6 +745,7 @@ def setup(
         config=config,
         device=device,
         precision=precision,
+        precision_reason=precision_reason,
         train_ds=train_ds,
         val_loader=_val_loader(config, val_ds, device, world),
         model=model,
@@ -590,13 +758,13 @@ def setup(
         # one, and every step has the same size.
         steps_per_epoch=max(1, len(train_ds) // config.batch_size),
         world=world,
+        inputs=inputs,
+        lock=lock,
     )
     if checkpoint is not None:
         _restore(run, checkpoint)
-    if world.rank > 0:  # each rank its own dropout masks: rank 0 keeps the stream a single process has
-        torch.manual_seed(derived_seed(config.seed, world.rank, run.epoch, run.batch))
     if world.is_main:
-        _write_run_info(run, data_dir, len(val_ds))
+        _write_run_info(run, data_dir, len(val_ds), changes)
     return run
 
 
@@ -655,28 +823,76 @@ def _why_min_size(config: TrainConfig, model: gnet.GoogLeNet) -> str:
 
 
 def _restore(run: Run, checkpoint: dict[str, Any]) -> None:
-    run.model.load_state_dict(checkpoint["model"])
-    run.optimizer.load_state_dict(checkpoint["optimizer"])
-    run.scaler.load_state_dict(checkpoint["scaler"])
-    run.history = list(checkpoint["history"])
-    run.epoch, run.batch = int(checkpoint["epoch"]), int(checkpoint["batch"])
-    run.tally = EpochTally(**checkpoint["tally"])
+    """Load the training state; a part that does not fit (a damaged or edited file) is a CheckpointError."""
+    part = "model"
+    try:
+        run.model.load_state_dict(checkpoint["model"])
+        part = "optimizer"
+        run.optimizer.load_state_dict(checkpoint["optimizer"])
+        for param, state in run.optimizer.state.items():  # SGD would fail only at its first step
+            for buffer in state.values():
+                if isinstance(buffer, torch.Tensor) and buffer.dim() and buffer.shape != param.shape:
+                    raise ValueError(f"a buffer of shape {tuple(buffer.shape)} for a parameter of {tuple(param.shape)}")
+        part = "scaler"
+        run.scaler.load_state_dict(checkpoint["scaler"])
+        part = "history"
+        run.history = [_checked_record(record) for record in checkpoint["history"]]
+        part = "position"
+        run.epoch, run.batch = int(checkpoint["epoch"]), int(checkpoint["batch"])
+        if run.batch > run.steps_per_epoch:
+            raise ValueError(f"step {run.batch} of an epoch of {run.steps_per_epoch}")
+        part = "tally"
+        run.tally = EpochTally(**checkpoint["tally"])
+        sums = ("loss_sum", "correct", "count", "seconds")
+        if not all(isinstance(getattr(run.tally, name), (int, float)) for name in sums):
+            raise ValueError("sums that are not numbers")
+        if run.batch and run.tally.count <= 0:
+            raise ValueError(f"no images counted after {run.batch} steps")
+        part = "random state"
+        _set_rng_state(checkpoint["rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as error:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+        raise CheckpointError(
+            f"--resume: the {part} in {run.checkpoint_path} is damaged ({first_line}). Delete the file to start over"
+        ) from None
     run.last_saved = _describe_position(run.epoch, run.batch)
-    _set_rng_state(checkpoint["rng"])
 
 
-def _write_run_info(run: Run, data_dir: Path, val_images: int) -> None:
-    """metrics.jsonl as the checkpoint knows it (so the two never disagree), and run.json."""
+def _checked_record(record: dict[str, Any]) -> dict[str, Any]:
+    """An epoch record as the summary and metrics.jsonl need it: the numbers present, strict JSON throughout."""
+    missing = {"epoch", "val_top1", "val_top5", "images_per_s"} - set(record)
+    if missing:
+        raise ValueError(f"an epoch record without {sorted(missing)}")
+    numbers = [record[key] for key in ("epoch", "val_top1", "val_top5")] + [record["images_per_s"] or 0]
+    if not all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in numbers):
+        raise ValueError(f"an epoch record whose numbers are not numbers: {str(record)[:80]}")
+    json.dumps(record, allow_nan=False)  # TypeError or ValueError (NaN) for anything metrics.jsonl could not hold
+    return record
+
+
+def _write_run_info(run: Run, data_dir: Path, val_images: int, changes: dict[str, list[Any]] | None = None) -> None:
+    """metrics.jsonl as the checkpoint knows it (so the two never disagree), and run.json.
+
+    A resume appends to run.json's ``resumed_at`` where it continued and every setting or input it changed
+    (``changed``: ``{name: [before, now]}``), and run.json's own fields then hold the values now in use.
+    """
+    run.check_lock()
     run.run_dir.mkdir(parents=True, exist_ok=True)
     _write_metrics(run.run_dir / METRICS_NAME, run.history)
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     path = run.run_dir / RUN_NAME
     if run.last_saved and path.exists():
-        info = json.loads(path.read_text())
+        info = read_run_info(run.run_dir)  # checked before set-up began (_resume_point)
         resumed = {"time": now, "epoch": run.epoch, "batch": run.batch, "world_size": run.world.size}
-        if info["config"]["epochs"] != run.config.epochs:  # an extended (or shortened) run: say so
-            resumed["epochs"] = [info["config"]["epochs"], run.config.epochs]
+        if info["config"].get("epochs") != run.config.epochs:  # an extended (or shortened) run: say so
+            resumed["epochs"] = [info["config"].get("epochs"), run.config.epochs]
             info["config"]["epochs"] = run.config.epochs
+        if changes:
+            resumed["changed"] = changes
+            for name, (_, now_value) in changes.items():
+                info.setdefault("config" if name in RESUME_MAY_CHANGE else "inputs", {})[name] = now_value
+            info["data_dir"] = gdata.portable_path(str(data_dir))
+            info["train_images"], info["val_images"] = len(run.train_ds), val_images
         info.setdefault("resumed_at", []).append(resumed)
     else:
         info = {
@@ -687,12 +903,16 @@ def _write_run_info(run: Run, data_dir: Path, val_images: int) -> None:
             "world_size": run.world.size,  # processes under torchrun (1: a plain run); the device is rank 0's
             "backend": run.world.backend,
             "precision": run.precision,
+            "precision_reason": run.precision_reason,
             "versions": versions(),
             "threads": torch.get_num_threads(),
-            "command": command_line("python -m gnet.train" if sys.argv and sys.argv[0].endswith("train.py") else None),
+            # Data paths as $GNET_DATA_DIR/... or ~/.cache/gnet/data/...: what a reader on another machine can use.
+            "command": gdata.portable_path(
+                command_line("python -m gnet.train" if sys.argv and sys.argv[0].endswith("train.py") else None)
+            ),
             "git_commit": git_commit(),
             "started_at": now,
-            "data_dir": str(data_dir),
+            "data_dir": gdata.portable_path(str(data_dir)),
             "train_images": len(run.train_ds),
             "val_images": val_images,
             "classes": list(run.train_ds.classes),
@@ -703,6 +923,7 @@ def _write_run_info(run: Run, data_dir: Path, val_images: int) -> None:
                 for split in (run.train_ds, run.val_loader.dataset)
                 if isinstance(split, gcache.DecodedSplit)
             ],
+            "inputs": run.inputs,
             "resumed_at": [],
         }
     write_json(path, info)
@@ -739,15 +960,17 @@ def _epoch_batches(run: Run, epoch: int) -> Iterator[tuple[torch.Tensor, torch.T
         step = config.batch_size
         order = [i for start in range(0, len(order), step) for i in world.share(order[start : start + step])]
         generator.manual_seed(derived_seed(config.seed, epoch, world.rank))  # workers' own streams
-    return start_workers(
-        torch.utils.data.DataLoader(
-            run.train_ds,
-            batch_size=config.batch_size // world.size,
-            sampler=order,
-            num_workers=config.workers,
-            generator=generator,  # worker seeds come from here: also a function of (seed, epoch)
-            pin_memory=run.device.type == "cuda",
-            worker_init_fn=detach_worker,
+    return worker_failures(
+        start_workers(
+            torch.utils.data.DataLoader(
+                run.train_ds,
+                batch_size=config.batch_size // world.size,
+                sampler=order,
+                num_workers=config.workers,
+                generator=generator,  # worker seeds come from here: also a function of (seed, epoch)
+                pin_memory=run.device.type == "cuda",
+                worker_init_fn=detach_worker,
+            )
         )
     )
 
@@ -776,6 +999,7 @@ def train_one_epoch(
     model.train()
     progress = _progress(run.steps_per_epoch, run.batch, epoch, config, run.world)
     step_started = time.perf_counter()
+    _seed_rank_stream(run, epoch, run.batch)  # before the first batch is drawn (--workers 0 crops draw from it)
     for images, targets in _epoch_batches(run, epoch):
         step = run.batch
         lr = run.lr_at(epoch * run.steps_per_epoch + step)
@@ -811,12 +1035,25 @@ def train_one_epoch(
         tally.seconds += now - step_started
         step_started = now
         run.batch = step + 1
+        _seed_rank_stream(run, epoch, run.batch)  # before the next batch is drawn
         progress.update(1)
         progress.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.3g}")
         if stop.requested if agreed_stop is None else agreed_stop:
             progress.close()
             raise _stopped(run, f"at step {run.batch}/{run.steps_per_epoch}", stop.signum)
     progress.close()
+
+
+def _seed_rank_stream(run: Run, epoch: int, step: int) -> None:
+    """On ranks above 0, seed torch's generator from (seed, rank, epoch, step) before each step draws from it.
+
+    That generator draws the rank's dropout masks and, on the JPEG path with ``--workers 0``, its crops. Rank 0's
+    stream is a single process's: one stream from the seed, carried in the checkpoint. The other ranks' states are
+    in no checkpoint, so each step starts theirs afresh, and a resume at any step, after any kind of stop, deals
+    every rank the numbers an uninterrupted run deals it.
+    """
+    if run.world.rank > 0:
+        torch.manual_seed(derived_seed(run.config.seed, run.world.rank, epoch, step))
 
 
 def _step_totals(
@@ -904,9 +1141,9 @@ def _finish_epoch(run: Run, val: dict[str, float], started: float) -> dict[str, 
     run.history.append(record)
     run.epoch, run.batch, run.tally = run.epoch + 1, 0, EpochTally()
     run.save()
-    if run.world.is_main:
-        with open(run.run_dir / METRICS_NAME, "a") as handle:
-            handle.write(json.dumps(record, allow_nan=False) + "\n")
+    if run.world.is_main:  # rewritten whole and atomically, as last.pt: never appended through a link placed there
+        run.check_lock()
+        _write_metrics(run.run_dir / METRICS_NAME, run.history)
     return record
 
 
@@ -924,28 +1161,33 @@ def train(
     config: TrainConfig,
     *,
     resume: bool = False,
+    allow_changed_inputs: bool = False,
     _loss_hook: Callable[[int, int, torch.Tensor], torch.Tensor] | None = None,
 ) -> list[dict[str, Any]]:
     """Run (or with ``resume=True`` continue) training; return the per-epoch metrics, one dict per epoch.
 
     Raises :class:`gnet.data.DataNotFoundError`, :class:`gnet.data.CorruptImageError`, or a
     :class:`TrainError` / :class:`CheckpointError` subclass, each with a message meant for the user.
+    A stop signal during set-up raises :class:`gnet._process.StopNow` at once (there is nothing to save yet).
     ``_loss_hook(epoch, step, loss)`` may replace the loss (tests use it to inject a NaN).
     """
     _check_out(config)
-    world, device = distributed.join(config.device, config.dist_timeout)
-    try:
-        with RunLock(Path(config.out)) if world.is_main else contextlib.nullcontext():  # one writer: rank 0
-            checkpoint = _shared_resume_point(config, resume, world, device)
-            if checkpoint is not None and checkpoint["epoch"] >= config.epochs:
-                _say(world, f"{config.out}: all {config.epochs} epochs are done already.")
-                return list(checkpoint["history"])
-            run = setup(config, checkpoint, world=world, device=device)
-            if world.is_main and checkpoint is not None and checkpoint["train_config"]["epochs"] != config.epochs:
-                _announce_new_length(run, checkpoint["train_config"]["epochs"])
-            return _run(run, _loss_hook)
-    finally:
-        distributed.leave(world)
+    with StopRequest(immediate=True) as stop:
+        world, device = distributed.join(config.device, config.dist_timeout)
+        try:
+            with RunLock(Path(config.out)) if world.is_main else contextlib.nullcontext() as lock:  # one writer
+                checkpoint = _shared_resume_point(config, resume, world, device)
+                if checkpoint is not None and checkpoint["epoch"] >= config.epochs:
+                    _say(world, f"{config.out}: all {config.epochs} epochs are done already.")
+                    return list(checkpoint["history"])
+                run = setup(
+                    config, checkpoint, world=world, device=device, lock=lock, allow_changed_inputs=allow_changed_inputs
+                )
+                if world.is_main and checkpoint is not None and checkpoint["train_config"]["epochs"] != config.epochs:
+                    _announce_new_length(run, checkpoint["train_config"]["epochs"])
+                return _run(run, stop, _loss_hook)
+        finally:
+            distributed.leave(world)
 
 
 def _say(world: World, message: str) -> None:
@@ -987,34 +1229,45 @@ def _announce_new_length(run: Run, planned: int) -> None:
     )
 
 
-def _run(run: Run, loss_hook: Callable[[int, int, torch.Tensor], torch.Tensor] | None) -> list[dict[str, Any]]:
-    """The epochs that remain, each checkpointed as it ends (the folder is locked by the caller)."""
+def _run(
+    run: Run, stop: StopRequest, loss_hook: Callable[[int, int, torch.Tensor], torch.Tensor] | None
+) -> list[dict[str, Any]]:
+    """The epochs that remain, each checkpointed as it ends (the folder is locked by the caller).
+
+    From here on the first stop signal is a request, honoured after the current step with a checkpoint. A stop
+    during validation saves the random state validation started from (opening a DataLoader draws from torch's
+    generator), so a resume re-runs that validation and goes on exactly as without the stop.
+    """
+    stop.immediate = False
     config, world, session_started = run.config, run.world, time.perf_counter()
     _say(
         world,
         f"gnet-train: {len(run.train_ds)} train / {_val_images(run)} val images, {len(run.train_ds.classes)} "
         f"classes, {run.steps_per_epoch} steps/epoch of {distributed.describe(world, config.batch_size)} on "
-        f"{device_name(run.device)} ({run.precision}) -> {run.run_dir}",
+        f"{device_name(run.device)} ({run.precision}; {run.precision_reason}) -> {run.run_dir}",
     )
-    with StopRequest() as stop:
-        for epoch in range(run.epoch, config.epochs):
-            started = time.perf_counter()
-            train_one_epoch(run, epoch, stop, loss_hook)
-            val = _validate(run, stop)
-            if val is None:
-                raise _stopped(run, "during evaluation", stop.signum)
-            if not math.isfinite(val["loss"]):
-                raise DivergedError(
-                    f"the validation loss is {val['loss']} after epoch {epoch + 1}; training stopped and "
-                    f"{_kept(run)}. Try a smaller --lr or --batch-norm."
-                )
-            record = _finish_epoch(run, val, started)
-            if world.is_main:
-                _print_epoch(record, config.epochs)
-            if _agree(world, stop.requested):
-                raise TrainingInterrupted(
-                    f"interrupted after epoch {epoch + 1}; {run.checkpoint_path} is up to date.", stop.signum
-                )
+    for epoch in range(run.epoch, config.epochs):
+        started = time.perf_counter()
+        train_one_epoch(run, epoch, stop, loss_hook)
+        rng_before_validation = _rng_state()
+        val = _validate(run, stop)
+        if val is None:
+            _set_rng_state(rng_before_validation)
+            raise _stopped(run, "during evaluation", stop.signum)
+        if not math.isfinite(val["loss"]):
+            raise DivergedError(
+                f"the validation loss is {val['loss']} after epoch {epoch + 1}; training stopped and "
+                f"{_kept(run)}. Try a smaller --lr or --batch-norm."
+            )
+        record = _finish_epoch(run, val, started)
+        if world.is_main:
+            _print_epoch(record, config.epochs)
+        if _agree(world, stop.requested):
+            raise TrainingInterrupted(
+                f"interrupted after epoch {epoch + 1}; {run.checkpoint_path} is up to date. "
+                "Continue with the same command plus --resume.",
+                stop.signum,
+            )
     if world.is_main:
         _print_summary(run, time.perf_counter() - session_started)
     return run.history
@@ -1048,7 +1301,7 @@ def _evaluating(run: Run):
 
     loader = run.val_loader
     return tqdm(
-        start_workers(loader) if isinstance(loader, torch.utils.data.DataLoader) else iter(loader),
+        worker_failures(start_workers(loader)) if isinstance(loader, torch.utils.data.DataLoader) else iter(loader),
         total=len(run.val_loader),
         desc="evaluating",
         disable=None if run.config.progress and run.world.is_main else True,
@@ -1073,10 +1326,11 @@ def _print_summary(run: Run, seconds: float) -> None:
 
 # ------------------------------------------------------------ CLI
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, except for on/off flags, whose help already says what they change."""
+    """Shows defaults, except for on/off flags, whose help already says what they change, and for options without
+    a fixed default (None), whose help says in brackets what they default to."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)) or action.default is None:
             return action.help or ""
         return super()._get_help_string(action) or ""
 
@@ -1088,9 +1342,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train GoogLeNet (Szegedy et al. 2015) on Imagenette or any train/, val/ class folders.",
         formatter_class=_HelpFormatter,
         epilog="exit codes: 0 done; 2 bad settings or data (one line says why); 3 the loss became NaN or infinite "
-        "(the last good checkpoint is kept); 130 Ctrl-C, 143 SIGTERM (a checkpoint was saved: --resume continues)",
+        "(the last good checkpoint is kept); 4 another process of a torchrun job failed or stopped answering (the "
+        "last checkpoint is kept: --resume continues); 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP (a checkpoint was saved: "
+        "--resume continues)",
     )
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    parser.add_argument(
+        "--allow-changed-inputs",
+        action="store_true",
+        help="with --resume: continue although the data, the device kind, --workers, --compile or --fuse-1x1 "
+        "changed since the checkpoint (the run then differs from an uninterrupted one; run.json records the change)",
+    )
     for spec in dataclasses.fields(TrainConfig):
         flag = "--" + spec.name.replace("_", "-")
         help_text = spec.metadata["help"]
@@ -1105,7 +1367,7 @@ def build_parser() -> argparse.ArgumentParser:
             else:
                 parser.add_argument(flag, dest=spec.name, action="store_true", help=help_text)
             continue
-        kind = {"int": int, "float": float, "int | None": int}.get(str(spec.type), str)
+        kind = {"int": int, "float": float, "int | None": int, "float | None": float}.get(str(spec.type), str)
         choices = {"schedule": SCHEDULES, "device": DEVICES, "precision": PRECISIONS}.get(spec.name)
         if spec.name == "dataset_size":
             choices = tuple(gdata.IMAGENETTE_SIZES)
@@ -1118,18 +1380,14 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**{spec.name: getattr(args, spec.name) for spec in dataclasses.fields(TrainConfig)})
 
 
-def _one_line(error: BaseException) -> str:
-    # DataLoader workers re-raise with the worker's traceback in the message: keep only the original message.
-    text = str(error)
-    if "Original Traceback" in text:
-        lines = [line for line in text.strip().splitlines() if line.strip()]
-        text = lines[-1].split(": ", 1)[-1] if lines else text
-    return text
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``gnet-train`` / ``python -m gnet.train`` entry point. Returns the exit code, never a traceback
     for a user error (see the module docstring for the codes)."""
+    with printable_output():  # a non-UTF-8 folder or class name prints escaped, never fails the run
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -1139,40 +1397,66 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(args)
     except ValueError as error:
         return _fail(f"error: {error}", EXIT_ERROR)
+    if args.allow_changed_inputs and not args.resume:
+        return _fail("error: --allow-changed-inputs goes with --resume (a fresh run has nothing to compare to)", 2)
     try:
-        train(config, resume=args.resume)
+        train(config, resume=args.resume, allow_changed_inputs=args.allow_changed_inputs)
     except (
         gdata.DataNotFoundError,
         gdata.CorruptImageError,
         CheckpointError,
         ConfigMismatchError,
         DeviceError,
-        RunInUseError,
+        RunFolderError,
         gcache.CacheError,
         DistributedError,
     ) as error:
-        return _fail(f"error: {_one_line(error)}", EXIT_ERROR, error)
+        return _fail(f"error: {one_line(error)}", EXIT_ERROR, error)
     except DivergedError as error:
         return _fail(f"error: {error}", EXIT_DIVERGED, error)
-    except TrainingInterrupted as error:
-        return _fail(str(error), EXIT_TERMINATED if error.signum == signal.SIGTERM else EXIT_INTERRUPTED, error)
-    except KeyboardInterrupt:  # Ctrl-C while setting up, or a second stop signal: no time to save
+    except TrainingInterrupted as error:  # 143 SIGTERM, 129 SIGHUP, 130 Ctrl-C
+        return _fail(str(error), exit_code(error.signum), error)
+    except KeyboardInterrupt as stop:  # a stop during set-up, or a second stop signal: no time to save
+        signum = stop.signum if isinstance(stop, StopNow) else signal.SIGINT
         saved = Path(config.out) / CHECKPOINT_NAME
         kept = f"{saved} is the last saved state" if saved.exists() else "nothing had been saved"
-        return _fail(f"aborted; {kept}", EXIT_INTERRUPTED)
+        by = "" if signum == signal.SIGINT else f"{signal.Signals(signum).name}: "
+        return _fail(f"{by}aborted; {kept}", exit_code(signum))
+    except WorkerDiedError as error:
+        return _fail(f"error: {one_line(error)}; {_kept_after_failure(config)}", EXIT_ERROR)
     except RuntimeError as error:
+        # A worker's death reaches the main process wherever it is (torch's SIGCHLD handler), maybe in the middle
+        # of an optimizer step: nothing is saved then, and the last checkpoint stays as it was.
+        if worker_died(error):
+            reason = f"a data-loading worker process died ({one_line(error)})"
+            return _fail(f"error: {reason}; {_kept_after_failure(config)}", EXIT_ERROR)
         if not distributed.is_peer_failure(error):
             raise  # a bug: its traceback is the useful report
-        saved = Path(config.out) / CHECKPOINT_NAME
-        kept = f"{saved} is the last saved state: --resume continues" if saved.exists() else "nothing was saved"
         first = distributed.short_reason(error)
         return _fail(
-            f"error: another process of the job failed or stopped answering ({first}); {kept}", EXIT_PEER_FAILED
+            f"error: another process of the job failed or stopped answering ({first}); {_kept_after_failure(config)}",
+            EXIT_PEER_FAILED,
         )
+    except (EOFError, ConnectionError) as error:  # with workers: a worker's pipe that broke as it died
+        if config.workers > 0:
+            reason = f"a data-loading worker process died (its pipe closed: {type(error).__name__})"
+            return _fail(f"error: {reason}; {_kept_after_failure(config)}", EXIT_ERROR)
+        if not isinstance(error, OSError):
+            raise
+        return _cannot_write(error)
     except OSError as error:  # a full disk, a read-only folder, ...: what failed, and where
-        where = f" ({error.filename})" if error.filename else ""
-        return _fail(f"error: cannot write the run: {error.strerror or error}{where}", EXIT_ERROR)
+        return _cannot_write(error)
     return EXIT_OK
+
+
+def _cannot_write(error: OSError) -> int:
+    where = f" ({error.filename})" if error.filename else ""
+    return _fail(f"error: cannot write the run: {error.strerror or error}{where}", EXIT_ERROR)
+
+
+def _kept_after_failure(config: TrainConfig) -> str:
+    saved = Path(config.out) / CHECKPOINT_NAME
+    return f"{saved} is the last saved state: --resume continues" if saved.exists() else "nothing was saved"
 
 
 def _fail(message: str, code: int, error: BaseException | None = None) -> int:
@@ -1180,7 +1464,8 @@ def _fail(message: str, code: int, error: BaseException | None = None) -> int:
     repeated by the other ranks, and a rank other than 0 names itself."""
     rank = os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") not in ("", "0", "1") else "0"
     if not getattr(error, "from_rank0", False):
-        print(f"gnet-train{f' (rank {rank})' if rank != '0' else ''}: {message}", file=sys.stderr, flush=True)
+        with contextlib.suppress(OSError, ValueError):  # a hung-up terminal: the exit code still says it
+            print(f"gnet-train{f' (rank {rank})' if rank != '0' else ''}: {message}", file=sys.stderr, flush=True)
     return code
 
 

@@ -7,19 +7,30 @@
     weights.meta["val_top1"], weights.meta["command"]  # what it scored, and how it was made
     preprocess = weights.transforms()  # the evaluation transform at the training resolution
 
-Each entry is a recorded run of the book (``book/recorded_runs/<run>/``: metrics, run.json, weights). Its
-numbers here are copied from that run's files, and the tests check that they agree; the book re-evaluates the
-weights on every build.
+Each entry is a recorded run of the book (``book/recorded_runs/<run>/``: metrics, run.json, weights). Its ``meta``
+has two parts, both written by ``scripts/record_run.py`` and checked by ``tests/test_weights.py``:
+
+* what the run recorded of itself (:data:`RECORDED_FIELDS`: command, commit, device, data, accuracy), also stored
+  in the weights file;
+* the fields torchvision's own weights carry (:data:`SCHEMA_FIELDS`: ``categories``, ``num_params``, ``min_size``,
+  ``recipe``, ``_metrics``, ``_ops``, ``_file_size``), measured from the file by :func:`schema_meta`, so that the
+  ecosystem's tools read them as they read torchvision's; and ``_docs``, a sentence for people.
+
+The book re-evaluates the weights on every build.
+
+Adding an entry: train, then ``python scripts/record_run.py runs/<run> book/recorded_runs/<run>``, which writes the
+recorded files and prints the SHA-256 and the whole ``meta``; paste them into a new member below, add ``_docs``.
 
 Where the file comes from: in a checkout of the repository (an editable install included) it is read from
 ``book/recorded_runs/<run>/weights.pt``. A wheel installed from an index has no ``book/`` folder, so the file is
-downloaded from the repository (:attr:`Weights.url`) into torch.hub's cache and its SHA-256 checked; offline that
-raises :class:`WeightsUnavailableError` saying what to do.
+downloaded from the repository (:attr:`Weights.url`) into torch.hub's cache and its SHA-256 checked; where that
+fails, :class:`WeightsUnavailableError` says which case it is and what to do.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from enum import Enum
@@ -32,17 +43,40 @@ from gnet.checkpoint import Checkpoint, load_checkpoint
 
 __all__ = [
     "GoogLeNetWeights",
+    "RECORDED_FIELDS",
+    "REPOSITORY_URL",
+    "SCHEMA_FIELDS",
     "Weights",
     "WeightsUnavailableError",
-    "REPOSITORY_URL",
     "load_weights",
     "recorded_run_file",
     "repository_file",
+    "schema_meta",
 ]
 
 #: The repository the book is published from (``repository.url`` in _config.yml).
 REPOSITORY_URL = "https://github.com/gnet-book/inception-from-first-principles"
 _REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: What a recorded run says of itself (scripts/record_run.py), in the registry and in the weights file alike.
+RECORDED_FIELDS = (
+    "run",
+    "command",
+    "git_commit",
+    "device",
+    "dataset",
+    "train_images",
+    "val_images",
+    "epochs",
+    "image_size",
+    "dataset_size",
+    "val_top1",
+    "val_top5",
+    "wall_seconds",
+)
+#: What torchvision's test/test_extended_models.py::test_schema_meta_validation requires of a classification
+#: weight, besides ``_docs``; :func:`schema_meta` measures each of them.
+SCHEMA_FIELDS = ("categories", "num_params", "min_size", "recipe", "_metrics", "_ops", "_file_size")
 
 
 class WeightsUnavailableError(FileNotFoundError):
@@ -72,6 +106,10 @@ class Weights:
     def run_file(self, name: str) -> Path:
         """``metrics.jsonl`` or ``run.json`` of the recorded run, from the checkout or downloaded."""
         return recorded_run_file(self.run, name)
+
+    def schema_meta(self) -> dict[str, Any]:
+        """torchvision's meta fields, measured from this entry's files (:func:`schema_meta`)."""
+        return schema_meta(self.run, self.path(), self.run_file("metrics.jsonl"))
 
     def transforms(self):
         """The evaluation transform the recorded accuracy was measured with."""
@@ -108,14 +146,30 @@ def _fetch(relative: str, sha256: str | None = None) -> Path:
             cached.parent.mkdir(parents=True, exist_ok=True)
             torch.hub.download_url_to_file(url, str(cached), progress=False)
         except (OSError, RuntimeError) as error:  # URLError is an OSError
-            raise WeightsUnavailableError(
-                f"{relative} is not in this checkout ({local}) and the download from {url} failed ({error}). "
-                "Clone the repository, or download the file and use gnet.load_checkpoint(path)."
-            ) from None
+            raise WeightsUnavailableError(_unavailable(relative, local, url, cached, error)) from None
     if sha256 is not None and (digest := _sha256(cached)) != sha256:
         cached.unlink(missing_ok=True)
-        raise WeightsUnavailableError(f"{relative}: the downloaded file's SHA-256 is {digest}, not {sha256}")
+        raise WeightsUnavailableError(
+            f"{relative}: the file downloaded from {_url(relative)} has SHA-256 {digest}, not the {sha256} this gnet "
+            "expects, so it was deleted. The repository's file changed since this gnet was released: upgrade gnet "
+            "(pip install --upgrade with the same URL), or clone the repository and use the files it holds."
+        )
     return cached
+
+
+def _unavailable(relative: str, local: Path, url: str, cached: Path, error: BaseException) -> str:
+    """Why a repository file could not be had, for the two ways gnet can be installed."""
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if (_REPO_ROOT / "book").is_dir():  # a checkout (or an editable install) that lacks this one file
+        return (
+            f"{relative} is missing from this checkout ({local}), and downloading it from {url} failed ({reason}). "
+            f"Restore it with `git checkout -- {relative}` in {_REPO_ROOT}, or download it by hand to {cached}."
+        )
+    return (
+        f"gnet is installed as a package, without the book's files, so it downloads {relative} from the book's "
+        f"repository; that failed ({reason}) for {url}. Connect this machine to the internet and retry, or download "
+        f"the file by hand to {cached}, or clone {REPOSITORY_URL} and work in the clone."
+    )
 
 
 def _sha256(path: str | os.PathLike) -> str:
@@ -126,17 +180,55 @@ def _sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def schema_meta(
+    run: str, weights_file: str | os.PathLike | None = None, metrics_file: str | os.PathLike | None = None
+) -> dict[str, Any]:
+    """torchvision's meta fields for the weights of recorded run ``run``, measured (:data:`SCHEMA_FIELDS`).
+
+    * ``categories``: the file's class names, in label order; ``num_params``: the rebuilt network's parameters;
+    * ``min_size``: the smallest (height, width) the network accepts (:attr:`gnet.GoogLeNet.min_input_size`);
+    * ``_metrics``: the run's last validation top-1 and top-5, in percent, keyed by the dataset they were
+      measured on (``"Imagenette-160px"``: its whole val split); ``recipe``: the recorded run's folder online;
+    * ``_ops``: multiply-adds of one forward pass at the training size, in billions, as :func:`gnet.analysis.count_macs`
+      measures them (convolutions and linear layers), rounded to 3 decimals as torchvision rounds its GFLOPS;
+    * ``_file_size``: the weights file's size in MB (2**20 bytes, 3 decimals), as torchvision measures its files.
+
+    The files default to the run's own (:func:`recorded_run_file`); ``scripts/record_run.py`` passes new ones.
+    """
+    from gnet.analysis import count_macs  # fvcore: imported only when asked for
+
+    weights_file = Path(weights_file) if weights_file is not None else recorded_run_file(run, "weights.pt")
+    metrics_file = Path(metrics_file) if metrics_file is not None else recorded_run_file(run, "metrics.jsonl")
+    loaded = load_checkpoint(weights_file)
+    model, size = loaded.model, int(loaded.trained_with("image_size"))
+    last = json.loads(metrics_file.read_text().strip().splitlines()[-1])
+    return {
+        "categories": list(loaded.class_names),
+        "num_params": sum(p.numel() for p in model.parameters()),
+        "min_size": (model.min_input_size, model.min_input_size),
+        "recipe": f"{REPOSITORY_URL}/tree/main/book/recorded_runs/{run}",
+        "_metrics": {
+            f"Imagenette-{loaded.trained_with('dataset_size', '160px')}": {
+                "acc@1": round(100 * last["val_top1"], 3),
+                "acc@5": round(100 * last["val_top5"], 3),
+            }
+        },
+        "_ops": round(count_macs(model, (1, 3, size, size)).total / 1e9, 3),
+        "_file_size": round(weights_file.stat().st_size / 2**20, 3),
+    }
+
+
 class GoogLeNetWeights(Enum):
     """GoogLeNet weights trained for the book. ``DEFAULT`` is the best one that exists."""
 
     #: Width 0.25, BatchNorm, no LRN, 128 px: 60 epochs on all of Imagenette, on 2 CPU cores (chapter 7).
     IMAGENETTE_CPU = Weights(
         run="imagenette-cpu",
-        sha256="93272b4fca53b3be83e36bf2f7ca75988fb22b0248f08184bb637783370f0196",
+        sha256="8807d6f3a6a8a1078db1fcb895eb95e5808e45a658951fad4addaa9c56b48dab",
         meta={
             "run": "imagenette-cpu",
             "command": (
-                "python -m gnet.train --data-dir /work/shared/data/imagenette2-160 --out runs/imagenette-cpu "
+                "python -m gnet.train --data-dir $GNET_DATA_DIR/imagenette2-160 --out runs/imagenette-cpu "
                 "--epochs 60 --batch-size 64 --image-size 128 --width 0.25 --batch-norm --no-lrn "
                 "--label-smoothing 0.1 --lr 0.2 --workers 1 --no-progress"
             ),
@@ -151,6 +243,30 @@ class GoogLeNetWeights(Enum):
             "val_top1": 0.8621656050955414,
             "val_top5": 0.9890445859872612,
             "wall_seconds": 3012.8,
+            # Measured by schema_meta("imagenette-cpu"); tests/test_weights.py measures them again.
+            "categories": [
+                "tench",
+                "English springer",
+                "cassette player",
+                "chain saw",
+                "church",
+                "French horn",
+                "garbage truck",
+                "gas pump",
+                "golf ball",
+                "parachute",
+            ],
+            "num_params": 657110,
+            "min_size": (65, 65),
+            "recipe": f"{REPOSITORY_URL}/tree/main/book/recorded_runs/imagenette-cpu",
+            "_metrics": {"Imagenette-160px": {"acc@1": 86.217, "acc@5": 98.904}},
+            "_ops": 0.04,
+            "_file_size": 1.364,
+            "_docs": (
+                "A quarter-width GoogLeNet with BatchNorm and without LRN, trained in chapter 7 for 60 epochs on "
+                "Imagenette's 9,469 training images at 128 px, on 2 CPU cores. It knows only Imagenette's ten "
+                "classes: to it, every image is one of them."
+            ),
         },
     )
     DEFAULT = IMAGENETTE_CPU

@@ -5,7 +5,9 @@
 Copies ``metrics.jsonl`` and ``run.json`` (adding the wall time and the mean throughput, computed from the run's
 own files). Unless ``--no-weights``, it also writes ``weights.pt``: the final weights in fp16 with every network
 switch, the class names and the recipe, readable by ``gnet.load_checkpoint`` with ``weights_only=True``, and prints
-the SHA-256 and the metadata to put into the registry entry in gnet/weights.py.
+the SHA-256 and the whole ``meta`` of a registry entry in gnet/weights.py: what the run recorded, and torchvision's
+schema fields measured from the file (gnet.weights.schema_meta); only ``_docs`` is left to write. Data paths are
+written as ``$GNET_DATA_DIR/...`` (gnet.data.portable_path), so that they mean something on another machine.
 
 The run folder may hold a format-1 ``last.pt`` (written by gnet before checkpoints stored the network's switches,
 commit cc1e864): its network is rebuilt from the TrainConfig it stored, as gnet.train built it then.
@@ -25,7 +27,8 @@ import torch
 
 import gnet
 from gnet.checkpoint import export_weights, model_state, read_checkpoint, save_checkpoint
-from gnet.data import class_names
+from gnet.data import class_names, portable_path
+from gnet.weights import schema_meta
 
 
 def _as_current_format(last: Path, scratch: Path) -> Path:
@@ -73,6 +76,14 @@ def main(argv: list[str] | None = None) -> int:
         "train_images_per_s": round(train_images / train_seconds, 1),
         "how": "computed by scripts/record_run.py from metrics.jsonl, run.json and the mtime of last.pt",
     }
+    for record, key in (
+        (info, "command"),
+        (info, "data_dir"),
+        (info["config"], "data_dir"),
+        (info.get("inputs", {}), "data_dir"),
+    ):
+        if record.get(key):
+            record[key] = portable_path(record[key])
     args.out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(args.run_dir / "metrics.jsonl", args.out_dir / "metrics.jsonl")
     (args.out_dir / "run.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -82,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     final = metrics[-1]
     meta = {
         "run": args.out_dir.name,
-        "command": info["command"],
+        "command": portable_path(info["command"]),
         "git_commit": info["git_commit"],
         "device": info["device"],
         "dataset": f"Imagenette v2, {info['config']['dataset_size']}",
@@ -102,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         scratch.unlink(missing_ok=True)
     digest = hashlib.sha256((args.out_dir / "weights.pt").read_bytes()).hexdigest()
     size = (args.out_dir / "weights.pt").stat().st_size
-    print(json.dumps({"sha256": digest, "bytes": size, "meta": meta}, indent=2))
+    measured = schema_meta(args.out_dir.name, args.out_dir / "weights.pt", args.out_dir / "metrics.jsonl")
+    entry = meta | measured | {"_docs": "WRITE: what these weights are and what they know (one or two sentences)"}
+    print(json.dumps({"sha256": digest, "bytes": size, "meta": entry}, indent=2))
     return 0
 
 

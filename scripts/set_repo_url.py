@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-INSTALL_URL = re.compile(r"gnet @ git\+(?P<url>[^@\"']+)@main")
+INSTALL_URL = re.compile(r"gnet\[book\] @ git\+(?P<url>[^@\"']+)@main")
 WEIGHTS_URL = re.compile(r'^REPOSITORY_URL = "[^"]*"$', re.MULTILINE)  # where a wheel downloads the weights
 
 
@@ -34,7 +34,7 @@ def main() -> int:
     changed = 0
     for path in sorted((ROOT / "book").glob("*.ipynb")):
         text = path.read_text()
-        updated = INSTALL_URL.sub(f"gnet @ git+{url}@main", text)
+        updated = INSTALL_URL.sub(f"gnet[book] @ git+{url}@main", text)
         if updated != text:
             json.loads(updated)  # the URL has no quotes or backslashes, so the JSON stays valid
             path.write_text(updated)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -51,14 +52,38 @@ def test_chapter_has_goals_summary_and_hidden_solutions(path):
     assert re.search(r"\{solution(-start)?\}[^\n]*\n:class: dropdown", markdown), "solutions must be hidden"
 
 
+# The [book] extra's distributions, by the module a chapter imports.
+BOOK_MODULES = {"ipywidgets": "ipywidgets", "ipython": "IPython", "pandas": "pandas", "scipy": "scipy",
+                "scikit-image": "skimage"}  # fmt: skip
+
+
+def run_install_cell(source: str, monkeypatch, missing: set[str]) -> list[list[str]]:
+    """Execute an install cell with ``missing`` modules reported absent; return the commands it would run."""
+    import importlib.util
+    import subprocess
+
+    commands: list[list[str]] = []
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in missing else find_spec(name, *a))
+    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: commands.append(command))
+    exec(compile(source, "install-cell", "exec"), {})
+    return commands
+
+
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
-def test_first_code_cell_installs_gnet_from_the_configured_repository_only_if_missing(path):
+def test_first_code_cell_installs_gnet_with_its_book_extra_and_keeps_the_installed_torch(path, monkeypatch):
     url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"].rstrip("/")
     first = next(c for c in load(path)["cells"] if c["cell_type"] == "code")
     source = "".join(first["source"])
-    assert 'importlib.util.find_spec("gnet") is None' in source
-    assert f"gnet @ git+{url}@main" in source, "run `python scripts/set_repo_url.py` after changing repository.url"
-    assert "torch" not in source.replace("touches an installed torch/torchvision", "")  # never reinstalls torch
+    assert f"gnet[book] @ git+{url}@main" in source, "run `python scripts/set_repo_url.py` after changing the url"
+    extra = re.search(r"^book = \[(.*)\]$", (ROOT / "pyproject.toml").read_text(), re.MULTILINE).group(1)
+    assert set(re.findall(r'"([A-Za-z-]+)', extra)) == set(BOOK_MODULES)  # the cell looks for every one
+
+    assert run_install_cell(source, monkeypatch, missing=set()) == []  # all there: nothing is installed
+    for module in ["gnet", *BOOK_MODULES.values()]:  # any one missing: gnet and its extra, torch held where it is
+        (command,) = run_install_cell(source, monkeypatch, missing={module})
+        assert command[1:5] == ["-m", "pip", "install", "-q"] and command[5] == f"gnet[book] @ git+{url}@main"
+        assert command[6:] == [f"torch=={version('torch')}", f"torchvision=={version('torchvision')}"]
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)

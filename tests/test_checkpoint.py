@@ -75,6 +75,18 @@ def test_exported_fp16_weights_are_half_the_size_and_load_as_their_fp16_rounding
     assert loaded.metadata["metadata"] == {"recipe": "test"} and loaded.metadata["storage"] == "fp16"
 
 
+def test_weights_exported_without_aux_heads_rebuild_a_network_without_them_that_predicts_the_same(tmp_path):
+    torch.manual_seed(0)
+    model = gnet.googlenet(num_classes=3, batch_norm=True, lrn=False, width=0.25).eval()
+    save_checkpoint(tmp_path / "full.pt", model_state(model, CLASSES, NAMES))
+    export_weights(tmp_path / "full.pt", tmp_path / "main.pt", half=False, aux_heads=False)
+    loaded = load_checkpoint(tmp_path / "main.pt")
+    assert loaded.model.config.aux_logits is False and loaded.model.aux1 is None and loaded.model.aux2 is None
+    assert not any(key.startswith(("aux1.", "aux2.")) for key in loaded.model.state_dict())
+    x = torch.randn(2, 3, 96, 96)
+    assert torch.equal(loaded.model(x), model(x))  # fp32 storage, the same weights: the same numbers, bit for bit
+
+
 def test_a_checkpoint_needs_as_many_class_names_as_the_network_has_classes(unusual_model):
     with pytest.raises(ValueError, match="the model has 3 classes, got 2 classes"):
         model_state(unusual_model, CLASSES[:2], NAMES[:2])

@@ -155,11 +155,68 @@ def test_missing_data_raises_a_message_with_the_download_command(tmp_path, monke
     with pytest.raises(gdata.DataNotFoundError) as caught:
         gdata.resolve_data_dir(tmp_path / "nowhere")
     message = str(caught.value)
-    assert str(tmp_path / "nowhere" / "imagenette2-160") in message
+    assert str(tmp_path / "nowhere" / "imagenette2-160") in message and "used alone" in message
     assert f"torchvision.datasets.Imagenette(root='{tmp_path / 'nowhere'}', size='160px', download=True)" in message
-    monkeypatch.setenv(gdata.DATA_ENV_VAR, "")
-    with pytest.raises(gdata.DataNotFoundError, match=r"\$GNET_DATA_DIR is unset"):
+    assert "(99 MB)" in message
+    with pytest.raises(gdata.DataNotFoundError, match=r"\(1\.56 GB\)"):
+        gdata.resolve_data_dir(tmp_path / "nowhere", size="full")
+
+
+@pytest.fixture
+def places(tmp_path, monkeypatch):
+    """An empty $GNET_DATA_DIR folder and an empty download folder (``$XDG_CACHE_HOME/gnet/data``)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    env = tmp_path / "env"
+    env.mkdir()
+    monkeypatch.setenv(gdata.DATA_ENV_VAR, str(env))
+    return env, tmp_path / "xdg" / "gnet" / "data"
+
+
+def put_dataset(folder: Path, fixture_root: Path, name: str = "imagenette2-160") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).symlink_to(fixture_root, target_is_directory=True)
+    return folder / name
+
+
+def test_data_is_looked_for_in_one_order_flag_then_environment_then_the_download_folder(
+    fixture_root, places, monkeypatch
+):
+    env, downloads = places
+    assert gdata.default_download_root() == downloads
+    in_downloads = put_dataset(downloads, fixture_root)
+    assert gdata.resolve_data_dir() == in_downloads  # $GNET_DATA_DIR is set but empty: the download folder
+    monkeypatch.delenv(gdata.DATA_ENV_VAR)
+    assert gdata.resolve_data_dir() == in_downloads  # what a chapter downloaded, every command finds
+    assert gdata.resolve_data_dir(splits=("val",)) == in_downloads
+    monkeypatch.setenv(gdata.DATA_ENV_VAR, str(env))
+    in_env = put_dataset(env, fixture_root)
+    assert gdata.resolve_data_dir() == in_env  # the environment comes before the download folder
+    elsewhere = fixture_root.parent / "elsewhere"
+    with pytest.raises(gdata.DataNotFoundError, match="used alone"):
+        gdata.resolve_data_dir(elsewhere)  # an explicit folder is never swapped for another
+    assert gdata.data_search_path(elsewhere) == ([elsewhere], elsewhere)
+    assert gdata.data_search_path() == ([env, downloads], env)
+
+
+def test_the_error_lists_every_place_it_looked_and_offers_the_download_folder(places, monkeypatch):
+    env, downloads = places
+    with pytest.raises(gdata.DataNotFoundError) as caught:
         gdata.resolve_data_dir()
+    message = str(caught.value)
+    for place in (env, env / "imagenette2-160", downloads, downloads / "imagenette2-160"):
+        assert f"{place}," in message or f"{place}." in message
+    assert f"root='{env}'" in message  # a download goes to the first place given
+    monkeypatch.delenv(gdata.DATA_ENV_VAR)
+    with pytest.raises(gdata.DataNotFoundError, match=f"root='{downloads}'"):
+        gdata.resolve_data_dir(splits=("val",))
+
+
+def test_a_half_extracted_download_folder_is_named_instead_of_downloaded_over(places, monkeypatch):
+    env, _ = places
+    (env / "imagenette2-160").mkdir()
+    monkeypatch.setattr(torchvision.datasets, "Imagenette", lambda *a, **k: pytest.fail("must not download"))
+    with pytest.raises(gdata.DataNotFoundError, match="exists but does not hold train/ and val/"):
+        gdata.resolve_data_dir(download=True)
 
 
 def test_a_failed_download_is_a_data_not_found_error_with_the_retry_command(tmp_path, monkeypatch):
@@ -203,3 +260,18 @@ def test_a_flat_validation_folder_as_ilsvrc_ships_it_says_how_to_sort_it(tmp_pat
     Image.new("RGB", (8, 8)).save(tmp_path / "val" / "ILSVRC2012_val_00000001.JPEG")
     with pytest.raises(gdata.DataNotFoundError, match=r"images lie directly in it.*torchvision.datasets.ImageNet"):
         gdata.ImageFolderDataset(tmp_path / "val")
+
+
+def test_recorded_paths_name_the_data_folder_not_this_machines_absolute_path(places, monkeypatch):
+    env, downloads = places
+    command = f"python -m gnet.train --data-dir {env}/imagenette2-160 --out {env}x/run"
+    assert (
+        gdata.portable_path(command)
+        == f"python -m gnet.train --data-dir $GNET_DATA_DIR/imagenette2-160 --out {env}x/run"
+    )
+    assert gdata.portable_path(str(downloads / "imagenette2-160")) == "$XDG_CACHE_HOME/gnet/data/imagenette2-160"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    home_downloads = gdata.default_download_root() / "imagenette2-160"
+    assert gdata.portable_path(str(home_downloads)) == "~/.cache/gnet/data/imagenette2-160"
+    monkeypatch.setenv(gdata.DATA_ENV_VAR, "/")  # a root so short would rewrite every path: left alone
+    assert gdata.portable_path("/data/imagenette2-160") == "/data/imagenette2-160"

@@ -85,8 +85,9 @@ def glue_references(notebook: nbformat.NotebookNode) -> set[str]:
 def test_a_chapter_built_without_imagenette_pastes_no_hole(name, tmp_path, monkeypatch):
     from nbclient import NotebookClient
 
-    # No dataset (an empty folder), and no network: a download attempt fails at once instead of fetching.
+    # No dataset (an empty folder, and an empty download folder), and no network: a download attempt fails at once.
     monkeypatch.setenv("GNET_DATA_DIR", str(tmp_path / "no-data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "no-cache"))  # gnet's download folder is looked in too
     for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.setenv(proxy, "http://127.0.0.1:9")
     monkeypatch.delenv("GNET_ONLINE", raising=False)
@@ -113,6 +114,7 @@ def test_a_page_without_the_data_says_what_is_missing_and_how_to_get_it(tmp_path
     from gnet.book import dataset
 
     monkeypatch.setenv("GNET_DATA_DIR", str(tmp_path / "no-data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "no-cache"))  # gnet's download folder is looked in too
     monkeypatch.setattr(dataset.gdata, "_download_imagenette", lambda root, size: (_ for _ in ()).throw(
         dataset.gdata.DataNotFoundError(f"Downloading Imagenette ({size}) into {root} failed: offline")))  # fmt: skip
     assert dataset.find_imagenette() is None

@@ -43,17 +43,31 @@ def test_a_bad_image_is_named_and_the_others_are_still_classified(tiny_data, tin
     captured = capsys.readouterr()
     assert code == gpredict.EXIT_ERROR
     assert [line.split(":")[0] for line in captured.out.splitlines()] == images
-    errors = captured.err.splitlines()
+    note, *errors = captured.err.splitlines()
+    assert note.startswith("gnet-predict: note: this network knows only 3 classes (tench, English springer, ")
     assert len(errors) == 3 and str(broken) in errors[0] and "missing.png" in errors[1]
     assert all(line.startswith("gnet-predict: error: cannot decode image") for line in errors[:2])
     assert errors[2] == f"gnet-predict: error: {tmp_path} is a folder, not an image (pass its files)"
     assert "Traceback" not in captured.err
 
 
-def test_the_registered_weights_are_the_default(tiny_data, capsys):
+def test_the_registered_weights_are_the_default_and_the_output_says_which_classes_they_know(tiny_data, capsys):
     assert gpredict.main(_images(tiny_data)[:1]) == 0
-    out = capsys.readouterr().out
-    assert out.count("%") == 5 and any(name in out for name in ("tench", "golf ball", "church", "parachute"))
+    captured = capsys.readouterr()
+    (line,) = captured.out.splitlines()
+    assert line.count("%") == 5 and any(name in line for name in ("tench", "golf ball", "church", "parachute"))
+    assert captured.err == (
+        "gnet-predict: note: this network knows only 10 classes (tench, English springer, cassette player, chain saw, "
+        "church, French horn, garbage truck, gas pump, golf ball, parachute); it names one of them for any image, "
+        "also one that shows none of them\n"
+    )
+
+
+def test_the_help_says_the_network_knows_only_imagenettes_ten_classes(capsys):
+    assert gpredict.main(["--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "knows only the classes it was trained on (the registered weights: Imagenette's ten" in help_text
+    assert "names one of them for every image, also for a photo of something else" in help_text
 
 
 @pytest.mark.parametrize(

@@ -206,7 +206,8 @@ def test_sigint_saves_a_checkpoint_mid_run_and_resume_matches_the_uninterrupted_
     assert process.returncode == gtrain.EXIT_INTERRUPTED, stderr
     assert "--resume" in stderr and "Traceback" not in stderr
     state = torch.load(out / "last.pt", weights_only=True)
-    assert (state["epoch"], state["batch"]) >= (1, 1) and state["epoch"] < EPOCHS
+    # Mid-epoch as a rule; at the end of epoch 1 if the signal lands before epoch 2's first step (both resume exactly).
+    assert (state["epoch"], state["batch"]) >= (1, 0) and state["epoch"] < EPOCHS
 
     assert gtrain.main(tiny_args(fixture_root, out, "--resume")) == 0
     resumed = gtrain.read_metrics(out)
@@ -234,7 +235,8 @@ def test_a_finished_run_extended_with_more_epochs_keeps_its_history_and_follows_
 
     # 12 images at batch 4 is 3 steps per epoch; the new plan is a 5-epoch cosine with 1 warm-up epoch.
     def longer(step: int) -> float:
-        return 0.04 * gtrain.lr_factor("cosine", step, steps_per_epoch=3, total_steps=15, warmup_steps=3)
+        factor = gtrain.lr_factor("cosine", step, steps_per_epoch=3, total_steps=15, warmup_steps=3)
+        return gtrain.default_lr(4) * factor  # no --lr: the default at batch 4
 
     assert [m["lr"] for m in metrics[EPOCHS:]] == pytest.approx([longer(11), longer(14)])
     assert metrics[EPOCHS]["lr"] > reference[-1]["lr"]  # a warm restart: the 3-epoch plan ended near zero
@@ -262,7 +264,7 @@ def test_resume_with_other_settings_is_refused_naming_them(fixture_root, referen
     code = gtrain.main(tiny_args(fixture_root, out, "--resume", "--lr", "0.1", "--batch-norm"))
     err = capsys.readouterr().err
     assert code == 2
-    assert "lr: checkpoint 0.04, requested 0.1" in err and "batch_norm: checkpoint False, requested True" in err
+    assert "lr: checkpoint 0.00125, requested 0.1" in err and "batch_norm: checkpoint False, requested True" in err
     assert "Traceback" not in err
 
 
@@ -305,7 +307,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_previous_epochs_checkpoint(fixtu
 
 
 def test_an_absurd_learning_rate_exits_with_code_3_and_no_traceback(fixture_root, tmp_path, capsys):
-    code = gtrain.main(tiny_args(fixture_root, tmp_path / "absurd", "--lr", "1e30", "--warmup-epochs", "0", epochs=1))
+    code = gtrain.main(tiny_args(fixture_root, tmp_path / "absurd", "--lr", "1e4", "--warmup-epochs", "0", epochs=1))
     err = capsys.readouterr().err
     assert code == gtrain.EXIT_DIVERGED
     assert "the loss is" in err and "no checkpoint had been saved yet" in err and "Traceback" not in err
@@ -373,6 +375,22 @@ def test_config_is_frozen_and_validates_in_python_too():
         gtrain.TrainConfig(device="tpu")
     with pytest.raises(ValueError, match="epochs must be an int >= 1, got True"):
         gtrain.TrainConfig(epochs=True)
+
+
+def test_without_lr_the_learning_rate_scales_linearly_with_the_batch_and_an_explicit_one_wins():
+    # 0.02 at batch 64 (Caffe's 0.01 at 32): a first run with --batch-size 8 must not take batch 128's 0.04.
+    assert [gtrain.TrainConfig(batch_size=b).lr for b in (8, 64, 128, 256)] == [0.0025, 0.02, 0.04, 0.08]
+    assert gtrain.TrainConfig(batch_size=8, lr=0.04).lr == 0.04
+    args = gtrain.build_parser().parse_args(["--batch-size", "8"])
+    assert gtrain.config_from_args(args).lr == gtrain.default_lr(8) == 0.0025
+
+
+def test_the_help_names_every_exit_code(capsys):
+    assert gtrain.main(["--help"]) == 0
+    epilog = " ".join(capsys.readouterr().out.split("exit codes:")[1].split())
+    for code in ("0 done", "2 bad settings", "3 the loss", "4 another process of a torchrun job", "130 Ctrl-C",
+                 "143 SIGTERM", "129 SIGHUP"):  # fmt: skip
+        assert code in epilog
 
 
 def test_every_config_field_is_a_cli_flag_with_its_default():

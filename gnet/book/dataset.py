@@ -15,7 +15,8 @@ __all__ = ["find_imagenette", "missing_data_note", "how_to_get_imagenette"]
 
 
 def find_imagenette(size: str = "160px") -> Path | None:
-    """The Imagenette folder (from ``$GNET_DATA_DIR``, or downloaded), or None after printing what is missing."""
+    """The Imagenette folder, found where every gnet command looks (``$GNET_DATA_DIR``, then gnet's download folder
+    ``~/.cache/gnet/data``) or downloaded there, or None after printing what is missing."""
     try:
         return gdata.resolve_data_dir(size=size, download=True)
     except gdata.DataNotFoundError as error:
