@@ -5,6 +5,7 @@ extras, is the reusable library:
 
 * :mod:`gnet.model`: the paper-faithful network with auxiliary heads, a named switch for each deviation, the loss;
 * :mod:`gnet.table1`: the paper's Table 1, as data (the six widths of every block, the depth of every layer);
+* :mod:`gnet.rivals`: networks that spend the recorded GoogLeNet's budget (MACs) another way, for training side by side;
 * :mod:`gnet.analysis`: MAC, parameter and layer counts with fvcore and torchinfo, and their closed forms;
 * :mod:`gnet.data`: Imagenette (or ImageNet-1k, or any ``train/``, ``val/`` folder), its transforms and its checks;
 * :mod:`gnet.cache` and :mod:`gnet.augment`: each split decoded once into a memory-mapped file, and the same

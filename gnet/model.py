@@ -30,6 +30,10 @@ __all__ = [
     "ConvUnit",
     "Inception",
     "NaiveInception",
+    "OneScaleBlock",
+    "PlainBlock",
+    "BLOCKS",
+    "HEADS",
     "AuxHead",
     "GoogLeNetConfig",
     "GoogLeNetOutput",
@@ -46,6 +50,17 @@ BRANCH_NAMES = ("branch1", "branch2", "branch3", "branch4")
 
 #: Weight initialisations :class:`GoogLeNetConfig` can ask for (see :func:`init_weights_`).
 INIT_SCHEMES = ("he", "xavier", "torch")
+
+#: What each of the nine blocks of stage 2 is (:attr:`GoogLeNetConfig.block`): the paper's Inception block, or one
+#: of the rivals that spend the same budget another way (:mod:`gnet.rivals`).
+BLOCKS = ("inception", "naive", "one_scale", "plain")
+
+#: What reads the 5b map (:attr:`GoogLeNetConfig.head`): the paper's global average pooling, or a dense tail.
+HEADS = ("gap", "dense")
+
+#: The dense tail flattens a map of this side (adaptively average-pooled to it, as the auxiliary heads do): at the
+#: book's 128 px the 5b map is 4×4 already, so there it is a plain flatten of the whole map.
+DENSE_HEAD_GRID = 4
 
 # torchvision's BasicConv2d uses eps=0.001 (the value of the TensorFlow port of the weights).
 BATCH_NORM_EPS = 1e-3
@@ -206,22 +221,56 @@ class NaiveInception(nn.Module):
         in_channels: input channels (also the pool branch's output channels).
         c1, c2, c3: output channels of the 1×1, 3×3 and 5×5 convolutions (plain ints here).
         branch3_kernel: kernel of branch 3 (the paper: 5).
+        batch_norm: BatchNorm after every convolution, as in :class:`Inception` (not in the paper's figure).
     """
 
-    def __init__(self, in_channels: int, c1: int, c2: int, c3: int, *, branch3_kernel: int = 5) -> None:
+    def __init__(
+        self, in_channels: int, c1: int, c2: int, c3: int, *, branch3_kernel: int = 5, batch_norm: bool = False
+    ) -> None:
         super().__init__()
         in_channels = positive_int("in_channels", in_channels)
         c1, c2, c3 = (positive_int(n, v) for n, v in (("c1", c1), ("c2", c2), ("c3", c3)))
         k = _odd_kernel("branch3_kernel", branch3_kernel)
         self.in_channels = in_channels
         self.out_channels = c1 + c2 + c3 + in_channels
-        self.branch1 = ConvUnit(in_channels, c1, 1)
-        self.branch2 = ConvUnit(in_channels, c2, 3, padding=1)
-        self.branch3 = ConvUnit(in_channels, c3, k, padding=k // 2)
+        self.branch1 = ConvUnit(in_channels, c1, 1, batch_norm=batch_norm)
+        self.branch2 = ConvUnit(in_channels, c2, 3, padding=1, batch_norm=batch_norm)
+        self.branch3 = ConvUnit(in_channels, c3, k, padding=k // 2, batch_norm=batch_norm)
         self.branch4 = nn.MaxPool2d(3, stride=1, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.cat([getattr(self, name)(x) for name in BRANCH_NAMES], dim=1)
+
+
+class OneScaleBlock(nn.Sequential):
+    """A rival of the Inception block with one scale only: its 1×1-reduction + 3×3 branch alone, widened to carry
+    the block's whole output (``reduce`` -> ``out_channels``). Same depth (2) and the same bottleneck as the
+    Inception block; no 1×1, 5×5 or pool branch beside it. (Four parallel 1×1 + 3×3 branches reading the same
+    input would be this block with its 3×3 split into four groups: a grouped convolution, not another scale.)
+    """
+
+    def __init__(self, in_channels: int, reduce: int, out_channels: int, *, batch_norm: bool = False) -> None:
+        in_channels, reduce, out_channels = (
+            positive_int(n, v) for n, v in (("in_channels", in_channels), ("reduce", reduce), ("out", out_channels))
+        )
+        super().__init__(
+            ConvUnit(in_channels, reduce, 1, batch_norm=batch_norm),
+            ConvUnit(reduce, out_channels, 3, padding=1, batch_norm=batch_norm),
+        )
+        self.in_channels, self.out_channels = in_channels, out_channels
+
+
+class PlainBlock(nn.Sequential):
+    """A rival of the Inception block with no branches: two 3×3 convolutions in a row (VGG's unit), the same
+    depth (2) as the Inception block's longest path, ``in_channels`` -> ``out_channels`` -> ``out_channels``."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, batch_norm: bool = False) -> None:
+        in_channels, out_channels = positive_int("in_channels", in_channels), positive_int("out", out_channels)
+        super().__init__(
+            ConvUnit(in_channels, out_channels, 3, padding=1, batch_norm=batch_norm),
+            ConvUnit(out_channels, out_channels, 3, padding=1, batch_norm=batch_norm),
+        )
+        self.in_channels, self.out_channels = in_channels, out_channels
 
 
 class _LocalResponseNorm(nn.LocalResponseNorm):
@@ -314,6 +363,10 @@ class GoogLeNetConfig:
     transform_input: bool = False  # torchvision: map ImageNet normalisation onto its TF-ported weights
     init: str = "he"  # the paper does not say; see init_weights_ for "he", "xavier" (Caffe's) and "torch"
     fuse_1x1: bool = False  # speed only: each block's three input 1×1 convs as one (Inception's fuse_1x1)
+    # The rivals of gnet.rivals, which spend the same budget another way; the defaults are the paper's network.
+    block: str = "inception"  # stage 2's nine blocks: "inception", "naive" (Fig. 2a), "one_scale" or "plain"
+    block_width: float = 1.0  # multiplies stage 2's channel counts only (on top of width): the stem stays as is
+    head: str = "gap"  # "gap": global average pooling + one linear layer; "dense": flatten + a hidden FC layer
 
     def __post_init__(self) -> None:
         positive_int("num_classes", self.num_classes)
@@ -331,10 +384,23 @@ class GoogLeNetConfig:
             raise ValueError(f"aux_pool must be 'paper' or 'adaptive', got {self.aux_pool!r}")
         if self.init not in INIT_SCHEMES:
             raise ValueError(f"init must be one of {', '.join(INIT_SCHEMES)}, got {self.init!r}")
+        bw = self.block_width
+        if isinstance(bw, bool) or not isinstance(bw, (int, float)) or not math.isfinite(bw) or bw <= 0:
+            raise ValueError(f"block_width must be a positive finite number, got {bw!r}")
+        if self.block not in BLOCKS:
+            raise ValueError(f"block must be one of {', '.join(BLOCKS)}, got {self.block!r}")
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
+        if self.fuse_1x1 and self.block != "inception":
+            raise ValueError(f"fuse_1x1 fuses an Inception block's 1×1 convolutions; block {self.block!r} has none")
 
     def channels(self, c: int) -> int:
         """A paper channel count scaled by :attr:`width` (never below 1)."""
         return max(1, round(c * self.width))
+
+    def block_channels(self, c: int) -> int:
+        """A paper channel count of stage 2 scaled by :attr:`width` and :attr:`block_width` (never below 1)."""
+        return max(1, round(c * self.width * self.block_width))
 
 
 #: The switches that turn the paper's network into torchvision's ``googlenet`` (the book's chapter 5 derives
@@ -442,24 +508,44 @@ class GoogLeNet(nn.Module):
                 self.maxpool3 = self._max_pool()
             if name == "inception5a":
                 self.maxpool4 = self._max_pool(2 if cfg.pool_style == "torchvision" else 3)  # tv: 2×2/2
-            scaled = InceptionSpec(in_channels, *(cfg.channels(c) for c in spec[1:]))
-            block = Inception.from_spec(
-                scaled,
-                branch3_kernel=cfg.branch3_kernel,
-                batch_norm=cfg.batch_norm,
-                pool_ceil_mode=cfg.pool_style == "torchvision",
-                fuse_1x1=cfg.fuse_1x1,
-            )
-            setattr(self, name, block)
+            scaled = InceptionSpec(in_channels, *(cfg.block_channels(c) for c in spec[1:]))
+            block = self._block(scaled)
+            setattr(self, name, block)  # a rival block keeps the Inception block's name: taps and stages stay
             in_channels = block.out_channels
+
+    def _block(self, spec: InceptionSpec) -> nn.Module:
+        """One block of stage 2 as :attr:`GoogLeNetConfig.block` asks, from a Table 1 row's (scaled) widths."""
+        cfg = self.config
+        if cfg.block == "naive":
+            return NaiveInception(
+                spec.in_channels, spec.n1x1, spec.n3x3, spec.n5x5,
+                branch3_kernel=cfg.branch3_kernel, batch_norm=cfg.batch_norm,
+            )  # fmt: skip
+        if cfg.block == "one_scale":
+            return OneScaleBlock(spec.in_channels, spec.n3x3_reduce, spec.out_channels, batch_norm=cfg.batch_norm)
+        if cfg.block == "plain":
+            return PlainBlock(spec.in_channels, spec.out_channels, batch_norm=cfg.batch_norm)
+        return Inception.from_spec(
+            spec,
+            branch3_kernel=cfg.branch3_kernel,
+            batch_norm=cfg.batch_norm,
+            pool_ceil_mode=cfg.pool_style == "torchvision",
+            fuse_1x1=cfg.fuse_1x1,
+        )
 
     def _build_heads(self) -> None:
         """Stage 3 (global average pooling, dropout, one linear layer) and the two auxiliary heads."""
         cfg = self.config
         self.num_features = self.inception5b.out_channels
-        self.avgpool = nn.AdaptiveAvgPool2d(1)  # the paper's 7×7/1 average pool, at any input size
+        self.dense: nn.Sequential | None = None
+        if cfg.head == "dense":  # the tail GAP replaced (AlexNet's, NIN): flatten, a hidden FC layer, the classifier
+            self.avgpool = nn.AdaptiveAvgPool2d(DENSE_HEAD_GRID)  # at 128 px a no-op: the 5b map is 4×4
+            hidden = cfg.channels(1024)  # the aux heads' hidden FC width
+            self.dense = nn.Sequential(nn.Linear(self.num_features * DENSE_HEAD_GRID**2, hidden), nn.ReLU(inplace=True))
+        else:
+            self.avgpool = nn.AdaptiveAvgPool2d(1)  # the paper's 7×7/1 average pool, at any input size
         self.dropout = nn.Dropout(cfg.dropout)
-        self.fc = nn.Linear(self.num_features, cfg.num_classes)
+        self.fc = nn.Linear(self.num_features if self.dense is None else self.dense[0].out_features, cfg.num_classes)
         self.aux1: AuxHead | None = None
         self.aux2: AuxHead | None = None
         if cfg.aux_logits:
@@ -556,8 +642,10 @@ class GoogLeNet(nn.Module):
 
     def forward_head(self, features: Tensor, pre_logits: bool = False) -> Tensor:
         """Global average pooling, dropout and the classifier; ``pre_logits=True`` stops after the pooling and
-        returns the ``N × num_features`` vectors the classifier reads."""
+        returns the ``N × num_features`` vectors the classifier reads (with ``head="dense"``: the hidden layer's)."""
         x = torch.flatten(self.avgpool(features), 1)  # N x 1024
+        if self.dense is not None:
+            x = self.dense(x)
         if pre_logits:
             return x
         return self.fc(self.dropout(x))  # N x num_classes
@@ -581,7 +669,7 @@ class GoogLeNet(nn.Module):
         """Replace the classifier (and the aux heads' last layers) for ``num_classes`` classes."""
         positive_int("num_classes", num_classes)
         self.config = replace(self.config, num_classes=num_classes)
-        self.fc = _classifier(self.num_features, num_classes)
+        self.fc = _classifier(self.fc.in_features, num_classes)
         for head in (self.aux1, self.aux2):
             if head is not None:
                 head.fc2 = _classifier(head.fc2.in_features, num_classes)

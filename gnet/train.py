@@ -95,6 +95,7 @@ import gnet
 from gnet import cache as gcache
 from gnet import data as gdata
 from gnet import distributed
+from gnet import rivals as grivals
 from gnet._process import (
     RunFolderError,
     RunInUseError,
@@ -261,6 +262,11 @@ class TrainConfig:
     batch_norm: bool = _opt(False, "BatchNorm after every conv (not in the paper; Ioffe & Szegedy 2015)")
     lrn: bool = _opt(True, "drop the stem's LocalResponseNorm (the paper has it; BN-Inception dropped it)")
     width: float = _opt(1.0, "multiply every channel count by this (1.0 is the paper's network; at most 4)")
+    shape: str = _opt(
+        "googlenet",
+        "the network's shape: googlenet, or a rival spending the recorded network's budget another way "
+        "(gnet.rivals; equal MACs at --width 0.25 --batch-norm --no-lrn --image-size 128)",
+    )
     dropout: float = _opt(0.4, "dropout before the classifier (paper: 0.4; the auxiliary heads keep their 0.7)")
     schedule: str = _opt("cosine", "paper (x0.96 every 8 epochs), cosine (with warmup) or onecycle")
     lr: float | None = _opt(
@@ -315,6 +321,9 @@ class TrainConfig:
             raise ValueError("cache_dir must name a folder, got an empty string (omit it for the default)")
         object.__setattr__(self, "out", os.path.expanduser(self.out))  # "~/runs/x" as a shell would expand it
         one_of("schedule", self.schedule, SCHEDULES)
+        one_of("shape", self.shape, tuple(grivals.RIVALS))
+        if self.fuse_1x1 and grivals.switches(self.shape).get("block", "inception") != "inception":
+            raise ValueError(f"--fuse-1x1 fuses Inception blocks' 1×1 convolutions; --shape {self.shape} has none")
         one_of("device", self.device, DEVICES)
         one_of("precision", self.precision, PRECISIONS)
         one_of("dataset_size", self.dataset_size, tuple(gdata.IMAGENETTE_SIZES))
@@ -370,7 +379,7 @@ def lr_factor(schedule: str, step: int, *, steps_per_epoch: int, total_steps: in
 
 # ------------------------------------------------------------ model
 def build_model(config: TrainConfig, num_classes: int) -> gnet.GoogLeNet:
-    """The paper's GoogLeNet with the config's switches (aux heads, BatchNorm, LRN, width)."""
+    """The paper's GoogLeNet with the config's switches (aux heads, BatchNorm, LRN, width, shape)."""
     return gnet.googlenet(
         num_classes=num_classes,
         aux_logits=config.aux,
@@ -379,6 +388,7 @@ def build_model(config: TrainConfig, num_classes: int) -> gnet.GoogLeNet:
         width=config.width,
         dropout=config.dropout,
         fuse_1x1=config.fuse_1x1,
+        **grivals.switches(config.shape),
     )
 
 
@@ -1368,7 +1378,8 @@ def build_parser() -> argparse.ArgumentParser:
                 parser.add_argument(flag, dest=spec.name, action="store_true", help=help_text)
             continue
         kind = {"int": int, "float": float, "int | None": int, "float | None": float}.get(str(spec.type), str)
-        choices = {"schedule": SCHEDULES, "device": DEVICES, "precision": PRECISIONS}.get(spec.name)
+        shapes = tuple(grivals.RIVALS)
+        choices = {"schedule": SCHEDULES, "device": DEVICES, "precision": PRECISIONS, "shape": shapes}.get(spec.name)
         if spec.name == "dataset_size":
             choices = tuple(gdata.IMAGENETTE_SIZES)
         parser.add_argument(flag, dest=spec.name, type=kind, default=spec.default, choices=choices, help=help_text)

@@ -56,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-weights", action="store_true", help="record metrics.jsonl and run.json only (a run the book only plots)"
     )
+    parser.add_argument(
+        "--no-aux-heads",
+        action="store_true",
+        help="leave the auxiliary heads out of weights.pt (only training uses them; a third of a full-width network)",
+    )
     args = parser.parse_args(argv)
     metrics = [json.loads(line) for line in (args.run_dir / "metrics.jsonl").read_text().splitlines() if line]
     info = json.loads((args.run_dir / "run.json").read_text())
@@ -108,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     scratch = args.out_dir / ".last-format2.pt"
     try:
-        export_weights(_as_current_format(last, scratch), args.out_dir / "weights.pt", **meta)
+        export_weights(
+            _as_current_format(last, scratch), args.out_dir / "weights.pt", aux_heads=not args.no_aux_heads, **meta
+        )
     finally:
         scratch.unlink(missing_ok=True)
     digest = hashlib.sha256((args.out_dir / "weights.pt").read_bytes()).hexdigest()
