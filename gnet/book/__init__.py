@@ -17,5 +17,7 @@ scipy, scikit-image, ipywidgets, IPython, pandas) on top of matplotlib. The core
 * :mod:`gnet.book.gradients`: how much gradient reaches each layer, and what the auxiliary heads add;
 * :mod:`gnet.book.runs`: recorded runs, and figures of a run (its curves, per-class accuracy, confusion matrix);
 * :mod:`gnet.book.benchmarks`: the committed benchmark results the chapters quote, and reading them;
-* :mod:`gnet.book.trained`: the trained network against its random twin (correlations, receptive fields, ablations).
+* :mod:`gnet.book.trained`: the trained network against its random twin (correlations, receptive fields, ablations);
+* :mod:`gnet.book.branches`: what the trained branches see: feature visualisations, dataset examples, the colour and
+  curve indices and the branch-specialisation test (chapter 9).
 """
