@@ -17,6 +17,8 @@ from gnet.book.claims import (
     head_counts,
     reference_counts,
     stage_shapes,
+    table1_entry_state,
+    table1_states,
     table1_totals,
     variants,
 )
@@ -99,6 +101,27 @@ def test_table1_ops_column_sums_to_1502_million_and_params_to_6797_point_7_k():
     assert totals.macs == pytest.approx(1_502e6)
     assert totals.params == pytest.approx(6797.7 * PAPER_K)
     assert table1_totals(exclude=["fc"]).params == pytest.approx(5797.7 * PAPER_K)
+
+
+def test_table1_has_five_misprinted_entries_in_three_rows_and_four_close_ones():
+    from gnet.analysis import table1_comparison
+
+    states = table1_states(table1_comparison())
+    entries = {(s["layer"], kind): s[kind] for s in states for kind in ("params", "ops")}
+    misprints = {entry for entry, state in entries.items() if state == "misprint"}
+    close = {entry for entry, state in entries.items() if state == "close"}
+    assert misprints == {("conv1", "params"), ("conv1", "ops"), ("inception4c", "params"),
+                         ("inception5a", "params"), ("inception5a", "ops")}  # fmt: skip
+    assert close == {(f"inception{block}", "params") for block in ("4a", "4d", "4e", "5b")}
+    assert all(state == "matches" for entry, state in entries.items() if entry not in misprints | close)
+
+
+def test_a_table1_entry_within_rounding_matches_and_a_large_gap_is_a_misprint():
+    assert table1_entry_state(101, 100, agrees=True) == "matches"
+    assert table1_entry_state(102, 100, agrees=False) == "close"
+    assert table1_entry_state(95, 100, agrees=False) == "misprint"
+    with pytest.raises(ValueError, match="printed Table 1 entry > 0"):
+        table1_entry_state(1, 0, agrees=False)
 
 
 # -- shapes ------------------------------------------------------------------------------------------------------

@@ -293,6 +293,20 @@ def visible_text(page_html: str) -> str:
     return re.sub(r"<[^>]+>", " ", re.sub(r"<(style|script)>.*?</\1>", " ", page_html, flags=re.DOTALL))
 
 
+@pytest.mark.parametrize("a, b", [(1, 4), (5, 1), (3, 1000), (31, 100_000), (1, 3e6), (999, 100_000)])
+def test_a_ratio_reads_the_same_in_python_and_in_the_page_script_and_never_as_0_00(page_html, a, b):
+    from gnet.book.explorer import _ratio_text
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed (apt-get install nodejs)")
+    match = re.search(r"function ratio\(a, b\) \{.*?\n  \}", page_html, re.DOTALL)
+    assert match, "the explorer's script must define ratio(a, b)"
+    program = match.group(0) + f"\nprocess.stdout.write(ratio({a}, {b}));\n"
+    shown = subprocess.run([node, "-e", program], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert shown == _ratio_text(a, b) and shown != "×0.00", (shown, _ratio_text(a, b))
+
+
 def test_explorer_html_shows_the_closed_forms_before_any_script_runs(page_html):
     cell = r'<td data-gnet="{0}macs"><span class="gnet-whole" data-gnet="{0}macs-exact">{1}</span> ' \
            r'<span class="gnet-whole" data-gnet="{0}macs-short">\({2}\)</span></td>'  # fmt: skip

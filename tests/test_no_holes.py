@@ -118,7 +118,9 @@ def test_a_page_without_the_data_says_what_is_missing_and_how_to_get_it(tmp_path
     monkeypatch.setattr(dataset.gdata, "_download_imagenette", lambda root, size: (_ for _ in ()).throw(
         dataset.gdata.DataNotFoundError(f"Downloading Imagenette ({size}) into {root} failed: offline")))  # fmt: skip
     assert dataset.find_imagenette() is None
-    assert "could not be downloaded" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "could not be downloaded" in shown
+    assert "offline" not in shown, shown  # the exception's own text (urllib's "<urlopen error …>") stays hidden
     note = dataset.missing_data_note("the ablations were")
     assert note.startswith(":::{warning}") and note.endswith(":::")
     assert "the ablations were **not** re-measured" in note and "GNET_DATA_DIR" in note

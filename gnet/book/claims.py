@@ -42,6 +42,10 @@ from gnet.table1 import TABLE1
 
 __all__ = [
     "Table1Totals",
+    "TABLE1_STATES",
+    "MISPRINT_GAP",
+    "table1_entry_state",
+    "table1_states",
     "zero_filled",
     "table1_totals",
     "stage_shapes",
@@ -64,6 +68,36 @@ __all__ = [
 # --------------------------------------------------------------------------------------------------------------
 # Totals of the paper's own table
 # --------------------------------------------------------------------------------------------------------------
+
+
+# One vocabulary for the paper's printed Table 1 entries, shared by the intro, chapter 1 and chapter 5.
+TABLE1_STATES = ("matches", "close", "misprint")
+# A gap beyond which a printed entry cannot come from its row's channel numbers. Table 1 leaves a wide margin on
+# both sides of it: its "close" entries are at most 1.8 % off, its smallest misprint 5.0 % (5a's params).
+MISPRINT_GAP = 0.03
+
+
+def table1_entry_state(measured: float, printed: float, agrees: bool) -> str:
+    """``"matches"`` (equal up to the paper's rounding: ``agrees`` from :func:`gnet.analysis.table1_comparison`),
+    ``"misprint"`` (more than ``MISPRINT_GAP`` off: the entry does not follow from the row's channel numbers) or
+    ``"close"`` (in between: more than rounding, too little to point at a particular mistake)."""
+    if printed <= 0:
+        raise ValueError(f"expected a printed Table 1 entry > 0, got {printed}")
+    if agrees:
+        return "matches"
+    return "misprint" if abs(measured / printed - 1) > MISPRINT_GAP else "close"
+
+
+def table1_states(rows: Sequence[dict]) -> list[dict[str, str]]:
+    """For each row of :func:`gnet.analysis.table1_comparison`: its layer and the state of its params and ops."""
+    return [
+        {
+            "layer": r["layer"],
+            "params": table1_entry_state(r["measured_weights"], r["paper_params"], r["params_agree"]),
+            "ops": table1_entry_state(r["measured_macs"], r["paper_macs"], r["macs_agree"]),
+        }
+        for r in rows
+    ]
 
 
 class Table1Totals(NamedTuple):

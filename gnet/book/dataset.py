@@ -19,8 +19,10 @@ def find_imagenette(size: str = "160px") -> Path | None:
     ``~/.cache/gnet/data``) or downloaded there, or None after printing what is missing."""
     try:
         return gdata.resolve_data_dir(size=size, download=True)
-    except gdata.DataNotFoundError as error:
-        print(f"No Imagenette here, and it could not be downloaded:\n{error}")
+    except gdata.DataNotFoundError:
+        # A reader gets a sentence, not the exception: its text holds urllib's "<urlopen error …>" and the build's
+        # own folders. The page's missing_data_note then says how to get the images.
+        print("This page was built without Imagenette: gnet did not find it, and it could not be downloaded.")
         return None
 
 

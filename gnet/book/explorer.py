@@ -28,6 +28,7 @@ import contextlib
 import html
 import itertools
 import json
+import math
 import statistics
 import time
 from collections.abc import Iterator
@@ -271,7 +272,10 @@ _SCRIPT = """
     }}
     return exact(n);
   }}
-  function ratio(a, b) {{ return "\\u00d7" + (a / b).toFixed(2); }}
+  function ratio(a, b) {{  // mirrors _ratio_text: two significant digits below 0.01, never "\\u00d70.00"
+    var r = a / b;
+    return "\\u00d7" + r.toFixed(r > 0 && r < 0.01 ? 1 - Math.floor(Math.log10(r)) : 2);
+  }}
   function config() {{
     var cfg = Object.assign({{}}, fixed);
     sliders.forEach(function (s) {{ cfg[s.dataset.width] = parseInt(s.value, 10); }});
@@ -429,9 +433,17 @@ def _counts_row(label: str, counts: BlockCounts, prefix: str) -> str:
     )
 
 
+def _ratio_text(a: float, b: float) -> str:
+    """``a / b`` as "×0.25"; below 0.01 with two significant digits and no exponent ("×0.0031"), so a tiny
+    block never reads "×0.00". The page's script (``ratio`` in :data:`_SCRIPT`) writes the same text."""
+    r = a / b
+    decimals = 1 - math.floor(math.log10(r)) if 0 < r < 0.01 else 2  # two significant digits, no exponent
+    return f"×{r:.{decimals}f}"
+
+
 def _ratio_row(label: str, counts: BlockCounts, base: BlockCounts, prefix: str) -> str:
     cells = "".join(
-        f'<td data-gnet="{prefix}{field}">×{getattr(counts, key) / getattr(base, key):.2f}</td>'
+        f'<td data-gnet="{prefix}{field}">{_ratio_text(getattr(counts, key), getattr(base, key))}</td>'
         for field, key in (("macs", "macs"), ("params", "params"), ("out-channels", "out_channels"))
     )
     return f'<tr class="gnet-ratio"><th scope="row">{label}</th>{cells}</tr>'
@@ -744,8 +756,8 @@ class InceptionSliders:
             ("this setting", [f"{getattr(counts, k):,}" for k in keys]),
             (reference, [f"{getattr(self.reference, k):,}" for k in keys]),
             ("naive, same outputs (Figure 2a)", [f"{getattr(naive, k):,}" for k in keys]),
-            (f"this ÷ {reference}", [f"×{getattr(counts, k) / getattr(self.reference, k):.2f}" for k in keys]),
-            ("this ÷ naive", [f"×{getattr(counts, k) / getattr(naive, k):.2f}" for k in keys]),
+            (f"this ÷ {reference}", [_ratio_text(getattr(counts, k), getattr(self.reference, k)) for k in keys]),
+            ("this ÷ naive", [_ratio_text(getattr(counts, k), getattr(naive, k)) for k in keys]),
         ]
         body = "".join(
             f"<tr><th style='text-align:left'>{label}</th>"
