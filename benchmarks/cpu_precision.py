@@ -6,8 +6,8 @@ Two parts, in one run:
   torchvision's googlenet and of gnet's recipe network (BatchNorm, no LRN) at width 1/4 and full width, each with
   and without BatchNorm, at batch 64 and 128 px. Each model runs in its own process and **alternates** fp32 and
   bf16 steps, so that whatever else the machine does slows both alike: compare the two columns of one row.
-* ``top1``: the shipped weights (``gnet.googlenet(weights="DEFAULT")``) on the whole validation split through the
-  decoded cache, under fp32 and under bf16 autocast: both top-1s and how many predictions differ.
+* ``top1``: the registered weights (``gnet.GoogLeNetWeights``, each of them) on the whole validation split through
+  the decoded cache, under fp32 and under bf16 autocast: both top-1s and how many predictions differ.
 
 ``gnet.device.precision_choice`` makes bf16 the CPU default where the processor has AMX or AVX512-BF16; this is the
 measurement that backs that choice on the processor it runs on (its name and extension are in the result).
@@ -96,8 +96,8 @@ def measure_step(name: str, args: argparse.Namespace) -> dict:
     return {"model": name, "parameters": sum(p.numel() for p in model.parameters()), "seconds": seconds}
 
 
-def measure_top1(args: argparse.Namespace) -> dict:
-    """The shipped weights on the whole validation split, fp32 and bf16, through the decoded cache."""
+def measure_top1(name: str, args: argparse.Namespace) -> dict:
+    """Registered weights ``name`` on the whole validation split, fp32 and bf16, through the decoded cache."""
     import torch
 
     import gnet
@@ -106,9 +106,9 @@ def measure_top1(args: argparse.Namespace) -> dict:
     from gnet.augment import DecodedLoader
     from gnet.evaluate import topk_correct
 
-    weights = gnet.GoogLeNetWeights.DEFAULT
+    weights = gnet.GoogLeNetWeights[name]
     size = weights.meta["image_size"]
-    model = gnet.googlenet(weights="DEFAULT").to(memory_format=torch.channels_last).eval()
+    model = gnet.googlenet(weights=name).to(memory_format=torch.channels_last).eval()
     _, val = gdata.build_datasets(gdata.resolve_data_dir(args.data_dir, "160px"), size)
     split = gcache.open_split(val.root, gcache.default_cache_size(size), subset=val.samples, log=print)
     runs = {}
@@ -154,6 +154,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--weights", nargs="+", help="registered weights for top1 [all of gnet.GoogLeNetWeights]")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=6, help="timed fp32 + bf16 step pairs per model")
@@ -166,6 +167,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for name in ("batch_size", "image_size", "rounds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    import gnet
+
+    registered = [w.name for w in gnet.GoogLeNetWeights if w.name != "DEFAULT"]
+    args.weights = args.weights or registered
+    if unknown := sorted(set(args.weights) - set(registered)):
+        parser.error(f"--weights must be among {registered}, got {unknown}")
     return args
 
 
@@ -177,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.single:
-        result = measure_top1(args) if args.single == "top1" else measure_step(args.single, args)
+        kind, _, name = args.single.partition(":")
+        result = measure_top1(name, args) if kind == "top1" else measure_step(name, args)
         print(json.dumps(result))
         return 0
 
@@ -196,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         if "step" in args.parts:
-            report["step"] = [summarise(in_child(name, argv), args.batch_size) for name in args.models]
+            report["step"] = [summarise(in_child(f"step:{name}", argv), args.batch_size) for name in args.models]
             print(f"{report['device']}: training step, batch {args.batch_size} at {args.image_size} px")
             print(f"{'model':<15} {'params':>11} {'fp32 img/s':>11} {'bf16 img/s':>11} {'bf16 x':>7}")
             for r in report["step"]:
@@ -205,11 +213,12 @@ def main(argv: list[str] | None = None) -> int:
                     f"{r['bf16_images_per_s']:>11.1f} {r['bf16_speedup']:>7.2f}"
                 )
         if "top1" in args.parts:
-            report["top1"] = top1 = in_child("top1", argv)
-            for precision, run in top1["runs"].items():
-                print(f"{top1['weights']} {precision}: top-1 {100 * run['top1']:.2f} % on {run['images']} images")
-            points, differ = top1["bf16_minus_fp32_points"], top1["predictions_that_differ"]
-            print(f"bf16 - fp32: {points:+.2f} points, {differ} predictions differ")
+            report["top1"] = [in_child(f"top1:{name}", argv) for name in args.weights]
+            for top1 in report["top1"]:
+                for precision, run in top1["runs"].items():
+                    print(f"{top1['weights']} {precision}: top-1 {100 * run['top1']:.2f} % on {run['images']} images")
+                points, differ = top1["bf16_minus_fp32_points"], top1["predictions_that_differ"]
+                print(f"{top1['weights']} bf16 - fp32: {points:+.2f} points, {differ} predictions differ")
     except RuntimeError as error:
         print(f"cpu_precision: error: {error}", file=sys.stderr)
         return 1

@@ -119,6 +119,21 @@ def test_the_result_files_the_chapters_quote_are_committed_with_what_they_read()
     assert {"gnet", "torchvision"} <= {r["model"] for r in at_224["step"]["results"]}
 
 
+def test_the_precision_benchmark_backs_the_cpu_bf16_default_on_the_processor_it_names():
+    from gnet.book import benchmarks
+
+    data = benchmarks.load(benchmarks.CPU_PRECISION)
+    assert data is not None and data["git_commit"] and data["bf16_extension"] in data["device"]
+    steps = {r["model"]: r for r in data["step"]}
+    assert {"torchvision", "gnet-w0.25-bn", "gnet-w1-bn"} <= set(steps)  # chapter 7 reads gnet-w1-bn
+    # precision_choice makes bf16 the default where this extension exists: the file must show it faster there.
+    assert all(r["bf16_speedup"] > 1 for r in steps.values())
+    # Issue 28's bar for the shipped weights: bf16 and fp32 top-1 within 0.1 points on the whole validation split.
+    for top1 in data["top1"]:
+        assert {run["images"] for run in top1["runs"].values()} == {3925}
+        assert abs(top1["bf16_minus_fp32_points"]) <= 0.1, top1["weights"]
+
+
 def test_a_result_file_that_is_neither_here_nor_downloadable_reads_as_missing(monkeypatch, tmp_path):
     import torch
 

@@ -27,7 +27,9 @@ RUN_DIR = REPO / "book" / "recorded_runs" / ENTRY.value.run
 def test_default_is_the_cpu_run_and_names_resolve():
     assert gnet.GoogLeNetWeights.DEFAULT is ENTRY
     assert gnet.GoogLeNetWeights.resolve("IMAGENETTE_CPU") is ENTRY
-    with pytest.raises(ValueError, match="weights must be one of IMAGENETTE_CPU, DEFAULT, got 'IMAGENET'"):
+    with pytest.raises(
+        ValueError, match="weights must be one of IMAGENETTE_CPU, IMAGENETTE_CPU_FULL, DEFAULT, got 'IMAGENET'"
+    ):
         gnet.GoogLeNetWeights.resolve("IMAGENET")
 
 

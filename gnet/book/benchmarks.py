@@ -13,12 +13,14 @@ from typing import Any
 
 from gnet.weights import WeightsUnavailableError, repository_file
 
-__all__ = ["FAST_TRAINING", "FAST_TRAINING_224", "load", "missing_note"]
+__all__ = ["CPU_PRECISION", "FAST_TRAINING", "FAST_TRAINING_224", "load", "missing_note"]
 
 #: ``python benchmarks/fast_training.py`` on the book's machine: data, training step, end to end, top-1.
 FAST_TRAINING = "benchmarks/results/fast-training-cpu-amd-epyc-2-threads-2026-12-01.json"
 #: The training step alone at ImageNet's 224 px (``--parts step --image-size 224``).
 FAST_TRAINING_224 = "benchmarks/results/fast-training-cpu-amd-epyc-2026-12-01-224px.json"
+#: ``python benchmarks/cpu_precision.py``: the training step in fp32 and bf16, and the weights' top-1 in both.
+CPU_PRECISION = "benchmarks/results/cpu-precision-amd-epyc-avx512-bf16-2026-12-02.json"
 
 
 def load(relative: str) -> dict[str, Any] | None:
