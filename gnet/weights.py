@@ -218,6 +218,21 @@ def schema_meta(
     }
 
 
+#: Imagenette's ten class names in label order: every registered entry's ``categories`` (measured again by the tests).
+IMAGENETTE_CATEGORIES = [
+    "tench",
+    "English springer",
+    "cassette player",
+    "chain saw",
+    "church",
+    "French horn",
+    "garbage truck",
+    "gas pump",
+    "golf ball",
+    "parachute",
+]
+
+
 class GoogLeNetWeights(Enum):
     """GoogLeNet weights trained for the book. ``DEFAULT`` is the best one that exists."""
 
@@ -244,18 +259,7 @@ class GoogLeNetWeights(Enum):
             "val_top5": 0.9890445859872612,
             "wall_seconds": 3012.8,
             # Measured by schema_meta("imagenette-cpu"); tests/test_weights.py measures them again.
-            "categories": [
-                "tench",
-                "English springer",
-                "cassette player",
-                "chain saw",
-                "church",
-                "French horn",
-                "garbage truck",
-                "gas pump",
-                "golf ball",
-                "parachute",
-            ],
+            "categories": IMAGENETTE_CATEGORIES,
             "num_params": 657110,
             "min_size": (65, 65),
             "recipe": f"{REPOSITORY_URL}/tree/main/book/recorded_runs/imagenette-cpu",
@@ -293,18 +297,7 @@ class GoogLeNetWeights(Enum):
             "val_top5": 0.9671337579617835,
             "wall_seconds": 2781.3,
             # Measured by schema_meta("imagenette-cpu-full"); tests/test_weights.py measures them again.
-            "categories": [
-                "tench",
-                "English springer",
-                "cassette player",
-                "chain saw",
-                "church",
-                "French horn",
-                "garbage truck",
-                "gas pump",
-                "golf ball",
-                "parachute",
-            ],
+            "categories": IMAGENETTE_CATEGORIES,
             "num_params": 5991082,
             "min_size": (1, 1),
             "recipe": f"{REPOSITORY_URL}/tree/main/book/recorded_runs/imagenette-cpu-full",
